@@ -1,0 +1,69 @@
+"""The application factory: wiring only, no connections until the app starts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aiohttp import web
+
+from catalog_api import products
+from mall import metrics
+from mall.auth import TokenVerifier
+from mall.errors import error_middleware, json_response
+from mall.keys import Keys
+from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER, pg_ctx, redis_ctx
+from mall.settings import Settings
+from order_writer import views
+from seckill import http as seckill_http
+
+READY_TIMEOUT_S = 2.0
+
+
+async def livez(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis, PostgreSQL and RabbitMQ all answer."""
+    app = request.app
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: asyncio.Future[object] | object) -> None:
+        try:
+            await asyncio.wait_for(probe, READY_TIMEOUT_S)  # type: ignore[arg-type]
+            checks[name] = "ok"
+        except Exception as exc:  # the probe's failure is the answer
+            checks[name] = f"failing: {type(exc).__name__}"
+
+    await asyncio.gather(
+        check("redis", app[REDIS].ping()),
+        check("postgres", app[PG].fetchval("SELECT 1")),
+        check("rabbitmq", _amqp_probe(app[SETTINGS])),
+    )
+    ok = all(v == "ok" for v in checks.values())
+    return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                         status=200 if ok else 503)
+
+
+async def _amqp_probe(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url, timeout=READY_TIMEOUT_S)
+    await connection.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[KEYS] = Keys(settings.namespace)
+    app[VERIFIER] = TokenVerifier(settings.jwt_secret)
+    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(pg_ctx)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.metrics_handler)
+    seckill_http.setup(app)
+    products.setup_routes(app)
+    views.setup_routes(app)
+    return app

@@ -1,0 +1,77 @@
+"""Idempotency-Key for the POSTs that create something outside the hot path.
+
+The first answer of a (route, user, key) is kept in Redis for a day and replayed; the same key
+with another body answers 422 `idempotency_key_reused`; a retry that arrives while the first
+request is still running answers 409 `idempotency_in_progress`. (Flash-sale admission keeps its
+record inside lua/admit.lua instead, atomically with the stock.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from redis.asyncio import Redis
+
+from mall.errors import ApiError
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_PENDING = b"pending"
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's Idempotency-Key, checked; None when absent."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _KEY_RE.match(key):
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-128 characters of letters, digits and '_.:-'",
+        )
+    return key
+
+
+async def replay_or_run(
+    redis: Redis,
+    record_key: str | None,
+    body: bytes,
+    ttl_s: int,
+    run: Callable[[], Awaitable[web.Response]],
+) -> web.Response:
+    if record_key is None:
+        return await run()
+    fingerprint = hashlib.sha256(body).hexdigest()
+    if not await redis.set(record_key, _PENDING, nx=True, ex=ttl_s):
+        return await _replay(redis, record_key, fingerprint)
+    try:
+        response = await run()
+    except BaseException:
+        await redis.delete(record_key)
+        raise
+    assert isinstance(response.body, bytes)
+    record = {"fp": fingerprint, "status": response.status, "body": response.body.decode()}
+    await redis.set(record_key, orjson.dumps(record), ex=ttl_s)
+    return response
+
+
+async def _replay(redis: Redis, record_key: str, fingerprint: str) -> web.Response:
+    stored = await redis.get(record_key)
+    if stored is None or stored == _PENDING:
+        raise ApiError(
+            409, "idempotency_in_progress", "a request with this Idempotency-Key is in progress"
+        )
+    record = orjson.loads(stored)
+    if record["fp"] != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )
+    return web.Response(
+        status=record["status"], body=record["body"].encode(), content_type="application/json"
+    )

@@ -1,0 +1,112 @@
+"""Settings read from `MALL_`-prefixed environment variables, with working local defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+DEV_JWT_SECRET = "flashmall-dev-secret-change-me-in-production"
+_NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with its password replaced, safe to log."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/mall"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    jwt_secret: str = DEV_JWT_SECRET
+    namespace: str = "mall"
+    log_level: str = "INFO"
+    # Longest request body accepted, in bytes; larger answers 413.
+    max_body_bytes: int = 64 * 1024
+    # How long the "queued" view of an accepted order and an idempotency record live in Redis.
+    order_view_ttl_s: int = 86_400
+    # Outbox relay: entries read per stream per poll, idle pause, and how long an entry may sit
+    # with a consumer that stopped answering before another relay takes it over.
+    relay_batch: int = 500
+    relay_idle_ms: int = 5
+    relay_claim_idle_ms: int = 30_000
+    relay_enabled: bool = True
+    # Writer: messages prefetched, orders per transaction, linger before a partial batch is
+    # written, attempts on a message that fails with a data error before it is dead-lettered.
+    writer_prefetch: int = 64
+    writer_batch_orders: int = 2_000
+    writer_linger_ms: int = 20
+    writer_max_attempts: int = 5
+    # Port of the writer's own /metrics and /livez (0: none).
+    writer_metrics_port: int = 9101
+    # Seconds between checks that clear in-process sold-out flags when stock comes back.
+    soldout_refresh_s: float = 0.5
+    redis_max_connections: int = 64
+    pg_pool_max: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"MALL_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not _NAMESPACE_RE.match(self.namespace):
+            raise ValueError(
+                "MALL_NAMESPACE must start with a lowercase letter and contain only "
+                "lowercase letters, digits and '_' (at most 40 characters)"
+            )
+        if len(self.jwt_secret) < 32:
+            raise ValueError("MALL_JWT_SECRET must be at least 32 characters")
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.jwt_secret == DEV_JWT_SECRET
+
+    def describe(self) -> str:
+        """One line for the logs, every DSN masked."""
+        return (
+            f"namespace={self.namespace} database={mask_dsn(self.database_url)} "
+            f"redis={mask_dsn(self.redis_url)} amqp={mask_dsn(self.amqp_url)}"
+        )
+
+
+def _parse(name: str, raw: str, type_name: Any) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ValueError(f"MALL_{name.upper()}: cannot read {raw!r} as {type_name}") from None
+    return raw

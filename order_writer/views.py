@@ -1,0 +1,149 @@
+"""Reading orders: the owner's (or staff's) view of one order, and the caller's order list.
+
+PostgreSQL is the truth once the writer has persisted an order; before that, the order is
+answered from its queued view in Redis, which admit.lua wrote atomically with the stock.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import orjson
+from aiohttp import web
+
+from mall.auth import Principal
+from mall.errors import invalid, json_response, not_found
+from mall.keys import sale_of_order_id
+from mall.resources import KEYS, PG, REDIS, VERIFIER
+
+SELECT_ORDER = """
+SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
+       coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
+                ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
+FROM orders o LEFT JOIN order_items i USING (order_id)
+WHERE o.order_id = $1
+GROUP BY o.order_id
+"""
+LIST_ORDERS = """
+SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
+       coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
+                ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
+FROM orders o LEFT JOIN order_items i USING (order_id)
+WHERE o.user_id = $1 AND ($2::timestamptz IS NULL OR (o.created_at, o.order_id) < ($2, $3))
+GROUP BY o.order_id
+ORDER BY o.created_at DESC, o.order_id DESC
+LIMIT $4
+"""
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class Cursor(msgspec.Struct, array_like=True):
+    created_at: datetime
+    order_id: Annotated[str, msgspec.Meta(max_length=80)]
+
+
+def _row_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "order_id": row["order_id"],
+        "status": row["status"],
+        "sale_id": row["sale_id"],
+        "items": orjson.loads(row["items"]),
+        "total": row["total"],
+        "currency": row["currency"],
+        "created_at": row["created_at"].astimezone(UTC).isoformat(),
+    }
+
+
+def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
+    created = datetime.fromtimestamp(order["accepted_at_ms"] / 1000, tz=UTC)
+    return {
+        "order_id": order["order_id"],
+        "status": "queued",
+        "sale_id": order["sale_id"],
+        "items": [{"sku_id": order["sku_id"], "qty": order["qty"], "price": order["price"]}],
+        "total": order["total"],
+        "currency": "CNY",
+        "created_at": created.isoformat(),
+    }
+
+
+def _may_read(principal: Principal, owner: str) -> bool:
+    return principal.is_staff or principal.user_id == owner
+
+
+async def get_order(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    order_id = request.match_info["order_id"]
+    if len(order_id) > 80:
+        raise not_found("order")
+    row = await app[PG].fetchrow(SELECT_ORDER, order_id)
+    if row is not None:
+        if not _may_read(principal, row["user_id"]):
+            raise not_found("order")
+        return json_response(_row_view(row))
+    sale_id = sale_of_order_id(order_id)
+    if sale_id is not None:
+        raw = await app[REDIS].get(app[KEYS].sale(sale_id).order_view(order_id))
+        if raw is not None:
+            order = orjson.loads(raw)
+            if _may_read(principal, order["user_id"]):
+                # The writer may have committed between the two reads: ask PostgreSQL again.
+                row = await app[PG].fetchrow(SELECT_ORDER, order_id)
+                return json_response(_row_view(row) if row else _queued_view(order))
+    raise not_found("order")
+
+
+def _parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def encode_cursor(created_at: datetime, order_id: str) -> str:
+    raw = msgspec.json.encode(Cursor(created_at, order_id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        cursor = msgspec.json.decode(raw, type=Cursor)
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise invalid("cursor is not valid") from None
+    if cursor.created_at.tzinfo is None:
+        raise invalid("cursor is not valid")
+    return cursor
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    limit = _parse_limit(request.query.get("limit"))
+    token = request.query.get("cursor")
+    cursor = decode_cursor(token) if token else None
+    rows = await app[PG].fetch(
+        LIST_ORDERS,
+        principal.user_id,
+        cursor.created_at if cursor else None,
+        cursor.order_id if cursor else "",
+        limit + 1,
+    )
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(last["created_at"], last["order_id"])
+    return json_response({"items": [_row_view(r) for r in page], "next_cursor": next_cursor})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/orders", list_orders)
+    app.router.add_get("/api/v1/orders/{order_id}", get_order)

@@ -1,0 +1,160 @@
+"""Creating flash sales and reading their public state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+
+from mall.errors import ApiError, invalid, not_found
+from mall.keys import RELAY_GROUP, Keys
+from mall.lua import Script
+
+log = logging.getLogger(__name__)
+
+MAX_PRICE = 10_000_000_000
+MAX_SALE_STOCK = 10_000_000
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class NewFlashSale(msgspec.Struct, forbid_unknown_fields=True):
+    sku_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+    price: Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE)]
+    stock: Annotated[int, msgspec.Meta(ge=1, le=MAX_SALE_STOCK)]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+
+    def check(self) -> None:
+        if self.ends_at <= self.starts_at:
+            raise invalid("ends_at must be after starts_at")
+
+
+RESERVE_SKU_STOCK = """
+UPDATE skus SET stock = stock - $2 WHERE id = $1 AND stock - sold >= $2 RETURNING id
+"""
+SKU_AVAILABLE = "SELECT stock - sold FROM skus WHERE id = $1"
+RELEASE_SKU_STOCK = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
+INSERT_SALE = """
+INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id
+"""
+DELETE_SALE = "DELETE FROM flash_sales WHERE id = $1"
+SELECT_SALE = """
+SELECT id, sku_id, price, stock, sold, per_user_limit, starts_at, ends_at
+FROM flash_sales WHERE id = $1
+"""
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+class Campaigns:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._keys = keys
+        self._init = Script(redis, "init_sale")
+
+    async def create(self, sale: NewFlashSale, created_by: str) -> int:
+        """Reserve the units out of the SKU, record the sale, then make it sellable in Redis.
+
+        If Redis cannot take the sale, the PostgreSQL rows are undone: no order can exist for a
+        sale that never reached Redis.
+        """
+        sale.check()
+        async with self._pool.acquire() as conn, conn.transaction():
+            reserved = await conn.fetchval(RESERVE_SKU_STOCK, sale.sku_id, sale.stock)
+            if reserved is None:
+                available = await conn.fetchval(SKU_AVAILABLE, sale.sku_id)
+                if available is None:
+                    raise not_found("SKU")
+                raise ApiError(
+                    409,
+                    "insufficient_stock",
+                    f"the SKU has {available} units available, fewer than the sale's stock",
+                )
+            sale_id = await conn.fetchval(
+                INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
+                sale.starts_at, sale.ends_at, created_by,
+            )
+        try:
+            await self.load_into_redis(sale_id, sale.sku_id, sale.price, sale.stock,
+                                       sale.per_user_limit, sale.starts_at, sale.ends_at)
+        except Exception:
+            log.exception("could not make flash sale %s sellable in Redis; undoing it", sale_id)
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(DELETE_SALE, sale_id)
+                await conn.execute(RELEASE_SKU_STOCK, sale.sku_id, sale.stock)
+            raise ApiError(503, "unavailable", "the sale could not be created; try again") from None
+        return int(sale_id)
+
+    async def load_into_redis(
+        self, sale_id: int, sku_id: int, price: int, remaining: int, per_user_limit: int,
+        starts_at: datetime, ends_at: datetime,
+    ) -> None:
+        keys = self._keys.sale(sale_id)
+        await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
+        await self._init(
+            keys.init(),
+            [sale_id, sku_id, price, _ms(starts_at), _ms(ends_at), per_user_limit, remaining,
+             RELAY_GROUP],
+        )
+
+    async def view(self, sale_id: int) -> dict[str, Any]:
+        keys = self._keys.sale(sale_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.meta)
+            pipe.get(keys.stock)
+            meta, stock = await pipe.execute()
+        if meta:
+            m = {k.decode(): int(v) for k, v in meta.items()}
+            return sale_view(
+                sale_id, m["sku_id"], m["price"], m["stock"], int(stock or 0),
+                m["per_user_limit"], m["starts_at_ms"], m["ends_at_ms"],
+            )
+        row = await self._pool.fetchrow(SELECT_SALE, sale_id)
+        if row is None:
+            raise not_found("flash sale")
+        return sale_view(
+            sale_id, row["sku_id"], row["price"], row["stock"], row["stock"] - row["sold"],
+            row["per_user_limit"], _ms(row["starts_at"]), _ms(row["ends_at"]),
+        )
+
+
+def sale_view(
+    sale_id: int, sku_id: int, price: int, stock: int, remaining: int, per_user_limit: int,
+    starts_at_ms: int, ends_at_ms: int, now_ms: int | None = None,
+) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if now_ms >= ends_at_ms:
+        state = "ended"
+    elif now_ms < starts_at_ms:
+        state = "upcoming"
+    elif remaining <= 0:
+        state = "sold_out"
+    else:
+        state = "live"
+    return {
+        "id": sale_id,
+        "sku_id": sku_id,
+        "price": price,
+        "currency": "CNY",
+        "stock": stock,
+        "remaining": max(remaining, 0),
+        "per_user_limit": per_user_limit,
+        "starts_at": _iso(starts_at_ms),
+        "ends_at": _iso(ends_at_ms),
+        "state": state,
+    }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()

@@ -1,0 +1,95 @@
+"""HTTP routes of the flash-sale core and the background work it owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from mall.auth import require_staff
+from mall.errors import decode_body, json_response, not_found
+from mall.idempotency import idempotency_key, replay_or_run
+from mall.lua import PipelinedScript
+from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
+from seckill.campaigns import Campaigns, NewFlashSale
+from seckill.relay import OutboxRelay
+from seckill.soldout import SoldOutFlags
+
+ADMISSION = web.AppKey("admission", AdmissionService)
+CAMPAIGNS = web.AppKey("campaigns", Campaigns)
+MAX_QTY = 1000
+MAX_ID = 2**62
+
+
+class PurchaseBody(msgspec.Struct, forbid_unknown_fields=True):
+    qty: Annotated[int, msgspec.Meta(ge=1, le=MAX_QTY)] = 1
+
+
+def _sale_id(request: web.Request) -> int:
+    raw = request.match_info["sale_id"]
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+        raise not_found("flash sale")
+    return int(raw)
+
+
+async def post_order(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    sale_id = _sale_id(request)
+    body = decode_body(await request.read(), PurchaseBody)
+    req = PurchaseRequest(sale_id, principal.user_id, body.qty, idempotency_key(request))
+    admission: Admission = await app[ADMISSION].admit(req)
+    if admission.outcome in (Outcome.ACCEPTED, Outcome.REPLAY):
+        return json_response({"order_id": admission.order_id, "status": "queued"}, status=202)
+    raise rejection(admission.outcome)
+
+
+async def get_sale(request: web.Request) -> web.Response:
+    return json_response(await request.app[CAMPAIGNS].view(_sale_id(request)))
+
+
+async def post_sale(request: web.Request) -> web.Response:
+    app = request.app
+    principal = require_staff(app[VERIFIER].from_request(request))
+    body = await request.read()
+    sale = decode_body(body, NewFlashSale)
+    sale.check()
+    key = idempotency_key(request)
+    record = app[KEYS].idempotency_record("flash-sales", principal.user_id, key) if key else None
+
+    async def run() -> web.Response:
+        sale_id = await app[CAMPAIGNS].create(sale, principal.user_id)
+        return json_response(await app[CAMPAIGNS].view(sale_id), status=201)
+
+    return await replay_or_run(app[REDIS], record, body, app[SETTINGS].order_view_ttl_s, run)
+
+
+async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, redis, keys = app[SETTINGS], app[REDIS], app[KEYS]
+    script = PipelinedScript(redis, "admit")
+    flags = SoldOutFlags(redis, keys)
+    app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
+    app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)
+    tasks = [asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))]
+    if settings.relay_enabled:
+        tasks.append(asyncio.create_task(OutboxRelay(redis, keys, settings).run()))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await flags.aclose()
+    await script.aclose()
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(seckill_ctx)
+    app.router.add_post("/api/v1/admin/flash-sales", post_sale)
+    app.router.add_get("/api/v1/flash-sales/{sale_id}", get_sale)
+    app.router.add_post("/api/v1/flash-sales/{sale_id}/orders", post_order)

@@ -1,0 +1,163 @@
+"""The outbox relay: moves accepted orders from the sales' Redis streams to RabbitMQ.
+
+Each serving process runs one relay consumer in the stream's consumer group. Orders read from a
+stream are packed into one persistent message, published with a publisher confirm, and only
+then acknowledged and deleted from the stream. If the process dies in between, the entries stay
+pending in the group and another relay takes them over with XAUTOCLAIM once they have been idle
+for `relay_claim_idle_ms`; the writer's ON CONFLICT makes the possible second copy harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractExchange
+from redis.asyncio import Redis
+
+from mall.keys import RELAY_GROUP, Keys
+from mall.settings import Settings
+from mall.topology import Topology
+from seckill import metrics
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, bytes]  # (stream entry id, order JSON)
+REGISTRY_REFRESH_S = 1.0
+MAX_BACKOFF_S = 5.0
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def pack(entries: Sequence[Entry]) -> bytes:
+    """Orders are already JSON objects: join them into an array without parsing them."""
+    return b"[" + b",".join(order for _, order in entries) + b"]"
+
+
+class OutboxRelay:
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._settings = settings
+        self._topology = Topology.for_namespace(settings.namespace)
+        self.consumer = consumer_name()
+        self._streams: list[str] = []
+        self._streams_at = 0.0
+        self._claimed_at: dict[str, float] = {}
+        self._own_pending: set[str] = set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(self._settings.amqp_url)
+                async with connection:
+                    channel = await connection.channel(publisher_confirms=True)
+                    exchange, _, _ = await self._topology.declare(channel)
+                    backoff = 0.1
+                    await self._pump(exchange)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox relay stopped on an error; restarting", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _pump(self, exchange: AbstractExchange) -> None:
+        idle_s = self._settings.relay_idle_ms / 1000
+        while True:
+            moved = await self.relay_once(exchange)
+            if moved == 0:
+                await asyncio.sleep(idle_s)
+
+    async def relay_once(self, exchange: AbstractExchange) -> int:
+        """One pass over every outbox stream. Returns the number of orders published."""
+        await self._refresh_streams()
+        moved = 0
+        for stream in self._streams:
+            entries = await self._next_entries(stream)
+            if entries:
+                await self._publish(exchange, stream, entries)
+                moved += len(entries)
+        return moved
+
+    async def _refresh_streams(self) -> None:
+        now = time.monotonic()
+        if now - self._streams_at < REGISTRY_REFRESH_S and self._streams:
+            return
+        members = await self._redis.smembers(self._keys.outbox_registry)
+        self._streams = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        self._streams_at = now
+        if self._streams:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream in self._streams:
+                    pipe.xlen(stream)
+                lengths = await pipe.execute()
+            metrics.OUTBOX_BACKLOG.set(sum(int(n) for n in lengths))
+        else:
+            metrics.OUTBOX_BACKLOG.set(0)
+
+    async def _next_entries(self, stream: str) -> list[Entry]:
+        count = self._settings.relay_batch
+        if stream in self._own_pending:
+            # A publish failed earlier: resend what this consumer already holds first.
+            entries = await self._read(stream, "0", count)
+            if entries:
+                return entries
+            self._own_pending.discard(stream)
+        entries = await self._claim_stale(stream, count)
+        if entries:
+            return entries
+        return await self._read(stream, ">", count)
+
+    async def _read(self, stream: str, start: str, count: int) -> list[Entry]:
+        reply = await self._redis.xreadgroup(
+            RELAY_GROUP, self.consumer, {stream: start}, count=count
+        )
+        if not reply:
+            return []
+        _, messages = reply[0]
+        return [(entry_id, fields[b"o"]) for entry_id, fields in messages if fields]
+
+    async def _claim_stale(self, stream: str, count: int) -> list[Entry]:
+        idle_ms = self._settings.relay_claim_idle_ms
+        now = time.monotonic()
+        if now - self._claimed_at.get(stream, 0.0) < min(idle_ms / 2000, 5.0):
+            return []
+        self._claimed_at[stream] = now
+        reply = await self._redis.xautoclaim(
+            stream, RELAY_GROUP, self.consumer, idle_ms, start_id="0-0", count=count
+        )
+        messages = reply[1]
+        entries = [(entry_id, fields[b"o"]) for entry_id, fields in messages if fields]
+        if entries:
+            metrics.RELAY_RECLAIMED.inc(len(entries))
+            log.info("took over %d outbox entries of %s from a silent relay", len(entries), stream)
+        return entries
+
+    async def _publish(self, exchange: AbstractExchange, stream: str, entries: list[Entry]) -> None:
+        message = aio_pika.Message(
+            pack(entries),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await exchange.publish(message, self._topology.orders_routing_key, timeout=10)
+        except Exception:
+            metrics.RELAY_FAILURES.inc()
+            self._own_pending.add(stream)
+            raise
+        ids = [entry_id for entry_id, _ in entries]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, RELAY_GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
+        metrics.RELAY_PUBLISHED.inc(len(entries))
