@@ -72,7 +72,8 @@ async def ensure_database(dsn: str) -> bool:
             return False
         try:
             await conn.execute(f'CREATE DATABASE "{_quote_ident(name)}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another run created it between our check and our CREATE.
             return False
         return True
     finally:

@@ -23,7 +23,7 @@ from seckill.soldout import SoldOutFlags
 ADMISSION = web.AppKey("admission", AdmissionService)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 MAX_QTY = 1000
-MAX_ID = 2**62
+RELAY_STOP_TIMEOUT_S = 5.0
 
 
 class PurchaseBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,17 +75,25 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     flags = SoldOutFlags(redis, keys)
     app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
     app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)
-    tasks = [asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))]
-    if settings.relay_enabled:
-        tasks.append(asyncio.create_task(OutboxRelay(redis, keys, settings).run()))
+    refresher = asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))
+    relay = OutboxRelay(redis, keys, settings)
+    relay_task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    relay.stop()
+    if relay_task is not None:
+        await stop_task(relay_task, RELAY_STOP_TIMEOUT_S)
+    await stop_task(refresher, 0)
     await flags.aclose()
     await script.aclose()
+
+
+async def stop_task(task: asyncio.Task[None], grace_s: float) -> None:
+    """Give a task `grace_s` to return by itself, then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,145 @@
+"""The flash-sale HTTP contract through the real app, relay and writer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from mall.settings import Settings
+from tests.e2e.helpers import buy, create_product, create_sale, wait_persisted
+from tests.stack import auth
+
+
+async def test_sale_view_and_purchase_lifecycle(client: TestClient, settings: Settings,
+                                                pg: asyncpg.Pool) -> None:
+    sale = await create_sale(client, settings, stock=2, limit=1, price=999)
+    assert sale["state"] == "live" and sale["remaining"] == 2 and sale["stock"] == 2
+    assert set(sale) >= {"id", "sku_id", "price", "stock", "remaining", "per_user_limit",
+                         "starts_at", "ends_at", "state"}
+    status, body = await buy(client, settings, sale["id"], "buyer1")
+    assert status == 202 and body["status"] == "queued"
+    order_id = body["order_id"]
+    persisted = await wait_persisted(client, settings, "buyer1", order_id)
+    assert persisted["status"] == "pending_payment"
+    assert persisted["items"] == [{"sku_id": sale["sku_id"], "qty": 1, "price": 999}]
+    assert persisted["total"] == 999
+    assert persisted["created_at"].endswith("+00:00")
+    resp = await client.get(f"/api/v1/flash-sales/{sale['id']}")
+    assert (await resp.json())["remaining"] == 1
+
+
+async def test_queued_order_is_visible_before_the_writer(client: TestClient,
+                                                         settings: Settings) -> None:
+    sale = await create_sale(client, settings, stock=1)
+    status, body = await buy(client, settings, sale["id"], "early1")
+    assert status == 202
+    resp = await client.get(f"/api/v1/orders/{body['order_id']}",
+                            headers=auth(settings, "early1"))
+    assert resp.status == 200
+    assert (await resp.json())["status"] in {"queued", "pending_payment"}
+
+
+async def test_someone_elses_order_is_404_but_staff_can_read(client: TestClient,
+                                                             settings: Settings) -> None:
+    sale = await create_sale(client, settings, stock=1)
+    _, body = await buy(client, settings, sale["id"], "owner1")
+    order_id = body["order_id"]
+    resp = await client.get(f"/api/v1/orders/{order_id}", headers=auth(settings, "intruder"))
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+    await wait_persisted(client, settings, "owner1", order_id)
+    resp = await client.get(f"/api/v1/orders/{order_id}", headers=auth(settings, "intruder"))
+    assert resp.status == 404
+    resp = await client.get(f"/api/v1/orders/{order_id}",
+                            headers=auth(settings, "ops", "staff"))
+    assert resp.status == 200
+
+
+async def test_sold_out_limit_and_replay(client: TestClient, settings: Settings) -> None:
+    sale = await create_sale(client, settings, stock=2, limit=1)
+    s1, first = await buy(client, settings, sale["id"], "rp1", key="click-1")
+    s2, again = await buy(client, settings, sale["id"], "rp1", key="click-1")
+    assert (s1, s2) == (202, 202) and first == again
+    status, body = await buy(client, settings, sale["id"], "rp1", key="click-2")
+    assert status == 409 and body["error"]["code"] == "limit_reached"
+    status, body = await buy(client, settings, sale["id"], "rp1", qty=2, key="click-1")
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
+    assert (await buy(client, settings, sale["id"], "rp2"))[0] == 202
+    for user in ("rp3", "rp4", "rp5"):
+        status, body = await buy(client, settings, sale["id"], user)
+        assert status == 409 and body["error"]["code"] == "sold_out"
+    # After the sale sold out (and the sold-out flag is set), the replay still answers 202.
+    await asyncio.sleep(0.3)
+    status, body = await buy(client, settings, sale["id"], "rp1", key="click-1")
+    assert status == 202 and body["order_id"] == first["order_id"]
+    resp = await client.get(f"/api/v1/flash-sales/{sale['id']}")
+    view = await resp.json()
+    assert view["state"] == "sold_out" and view["remaining"] == 0
+
+
+async def test_window_answers_403(client: TestClient, settings: Settings) -> None:
+    upcoming = await create_sale(client, settings, start_in_s=3600)
+    assert upcoming["state"] == "upcoming"
+    status, body = await buy(client, settings, upcoming["id"], "w1")
+    assert status == 403 and body["error"]["code"] == "not_started"
+    ended = await create_sale(client, settings, start_in_s=-10, length_s=5)
+    assert ended["state"] == "ended"
+    status, body = await buy(client, settings, ended["id"], "w1")
+    assert status == 403 and body["error"]["code"] == "ended"
+
+
+async def test_sale_stock_is_reserved_from_the_sku(client: TestClient, settings: Settings,
+                                                   pg: asyncpg.Pool) -> None:
+    sku = await create_product(client, settings, stock=10)
+    await create_sale(client, settings, stock=7, sku_id=sku)
+    assert await pg.fetchval("SELECT stock FROM skus WHERE id = $1", sku) == 3
+    starts = "2030-01-01T00:00:00+08:00"
+    resp = await client.post(
+        "/api/v1/admin/flash-sales", headers=auth(settings, "staff1", "staff"),
+        json={"sku_id": sku, "price": 1, "stock": 4, "starts_at": starts,
+              "ends_at": "2030-01-02T00:00:00+08:00"},
+    )
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "insufficient_stock"
+    assert await pg.fetchval("SELECT stock FROM skus WHERE id = $1", sku) == 3
+
+
+async def test_order_list_is_newest_first_and_paginated(client: TestClient,
+                                                       settings: Settings) -> None:
+    order_ids = []
+    for _ in range(5):
+        sale = await create_sale(client, settings, stock=1)
+        _, body = await buy(client, settings, sale["id"], "lister")
+        order_ids.append(body["order_id"])
+    for order_id in order_ids:
+        await wait_persisted(client, settings, "lister", order_id)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        url = "/api/v1/orders?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        resp = await client.get(url, headers=auth(settings, "lister"))
+        assert resp.status == 200
+        page = await resp.json()
+        seen += [o["order_id"] for o in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(order_ids))
+    resp = await client.get("/api/v1/orders", headers=auth(settings, "nobody"))
+    assert (await resp.json()) == {"items": [], "next_cursor": None}
+    resp = await client.get("/api/v1/orders?cursor=garbage", headers=auth(settings, "lister"))
+    assert resp.status == 422
+
+
+async def test_health_and_metrics(client: TestClient) -> None:
+    assert (await client.get("/livez")).status == 200
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    assert (await resp.json())["checks"] == {"redis": "ok", "postgres": "ok", "rabbitmq": "ok"}
+    text = await (await client.get("/metrics")).text()
+    for name in ("mall_admissions_total", "mall_admission_duration_seconds",
+                 "mall_outbox_backlog", "mall_writer_batch_orders",
+                 "mall_writer_batch_duration_seconds", "mall_accept_to_persist_seconds"):
+        assert name in text

@@ -1,0 +1,106 @@
+"""Pure logic: settings, tokens, keys, sale states. No I/O."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from mall.auth import TokenVerifier, issue_token
+from mall.errors import ApiError
+from mall.keys import Keys, make_order_id, sale_of_order_id
+from mall.settings import Settings, mask_dsn
+from seckill.campaigns import sale_view
+from seckill.relay import pack
+
+SECRET = "s" * 40
+
+
+def test_settings_read_prefixed_env() -> None:
+    s = Settings.from_env({"MALL_NAMESPACE": "shop2", "MALL_RELAY_BATCH": "10",
+                           "MALL_RELAY_ENABLED": "false", "MALL_SOLDOUT_REFRESH_S": "0.1",
+                           "OTHER": "x"})
+    assert (s.namespace, s.relay_batch, s.relay_enabled, s.soldout_refresh_s) == (
+        "shop2", 10, False, 0.1)
+    assert s.database_url == "postgresql://postgres@127.0.0.1:5432/mall"
+
+
+@pytest.mark.parametrize("env", [
+    {"MALL_NAMESPACE": "Bad-Name"},
+    {"MALL_NAMESPACE": "a:b"},
+    {"MALL_RELAY_BATCH": "many"},
+    {"MALL_RELAY_ENABLED": "maybe"},
+    {"MALL_JWT_SECRET": "short"},
+])
+def test_settings_reject_bad_values(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        Settings.from_env(env)
+
+
+def test_dsn_password_is_masked() -> None:
+    assert mask_dsn("amqp://guest:hunter2@h:5672/") == "amqp://guest:***@h:5672/"
+    assert mask_dsn("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert "hunter2" not in Settings(amqp_url="amqp://u:hunter2@h/").describe()
+
+
+def test_token_round_trip_and_cache_rechecks_expiry() -> None:
+    verifier = TokenVerifier(SECRET)
+    token = issue_token(SECRET, "alice", "member", ttl_s=1)
+    principal = verifier.verify(token)
+    assert (principal.user_id, principal.role, principal.is_staff) == ("alice", "member", False)
+    time.sleep(1.1)
+    with pytest.raises(ApiError) as err:
+        verifier.verify(token)  # cached, but expired now
+    assert err.value.status == 401
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "a", "role": "customer"},  # no exp
+    {"sub": "a", "exp": 9999999999},  # no role
+    {"role": "admin", "exp": 9999999999},  # no sub
+    {"sub": "a:b", "role": "customer", "exp": 9999999999},
+    {"sub": "a", "role": "root", "exp": 9999999999},
+])
+def test_tokens_missing_or_bad_claims_are_refused(claims: dict[str, object]) -> None:
+    with pytest.raises(ApiError):
+        TokenVerifier(SECRET).verify(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_issue_token_refuses_bad_input() -> None:
+    with pytest.raises(ValueError):
+        issue_token(SECRET, "a b", "customer")
+    with pytest.raises(ValueError):
+        issue_token(SECRET, "a", "god")
+
+
+def test_order_ids_carry_their_sale() -> None:
+    order_id = make_order_id(42, "ab" * 16)
+    assert sale_of_order_id(order_id) == 42
+    for bad in ["", "fs42", "fs-" + "a" * 32, "fsx-" + "a" * 32, "fs1-zz", "xx1-" + "a" * 32,
+                "fs1-" + "g" * 32]:
+        assert sale_of_order_id(bad) is None
+
+
+def test_keys_are_namespaced() -> None:
+    k = Keys("shop").sale(7)
+    assert k.stock == "shop:{fs7}:stock"
+    assert k.idempotency("u1", "key") == "shop:{fs7}:idem:u1:key"
+    assert Keys("shop").sale_from_outbox(k.outbox) == 7
+
+
+@pytest.mark.parametrize("now,remaining,state", [
+    (500, 5, "upcoming"), (1000, 5, "live"), (1500, 0, "sold_out"), (2000, 5, "ended"),
+    (2500, 0, "ended"),
+])
+def test_sale_state(now: int, remaining: int, state: str) -> None:
+    view = sale_view(1, 2, 100, 5, remaining, 1, 1000, 2000, now_ms=now)
+    assert view["state"] == state
+    assert view["starts_at"] == "1970-01-01T00:00:01+00:00"
+
+
+def test_pack_joins_orders_into_a_json_array() -> None:
+    import orjson
+
+    assert orjson.loads(pack([(b"1-0", b'{"a":1}'), (b"2-0", b'{"a":2}')])) == [{"a": 1},
+                                                                                 {"a": 2}]
