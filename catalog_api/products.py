@@ -11,6 +11,7 @@ from aiohttp import web
 from mall.auth import require_staff
 from mall.errors import decode_body, invalid, json_response
 from mall.idempotency import idempotency_key, replay_or_run
+from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 
 MAX_PRICE = 10_000_000_000  # fen: 100 million CNY
@@ -33,7 +34,8 @@ class NewProduct(msgspec.Struct, forbid_unknown_fields=True):
 INSERT_PRODUCT = "INSERT INTO products (name) VALUES ($1) RETURNING id"
 INSERT_SKUS = """
 INSERT INTO skus (product_id, price, stock)
-SELECT $1, price, stock FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS t(price, stock, n)
+SELECT $1, price, stock
+FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS t(price, stock, n)
 ORDER BY n
 RETURNING id, price, stock
 """
@@ -42,9 +44,9 @@ RETURNING id, price, stock
 async def create_product(pool: asyncpg.Pool, product: NewProduct) -> dict[str, object]:
     async with pool.acquire() as conn, conn.transaction():
         product_id = await conn.fetchval(INSERT_PRODUCT, product.name.strip() or product.name)
-        rows = await conn.fetch(
-            INSERT_SKUS, product_id, [s.price for s in product.skus], [s.stock for s in product.skus]
-        )
+        prices = [s.price for s in product.skus]
+        stocks = [s.stock for s in product.skus]
+        rows = await conn.fetch(INSERT_SKUS, product_id, prices, stocks)
     return {
         "id": product_id,
         "name": product.name,
@@ -52,6 +54,12 @@ async def create_product(pool: asyncpg.Pool, product: NewProduct) -> dict[str, o
     }
 
 
+@api_doc(
+    summary="Create a product with its SKUs", tag="admin", request=NewProduct, idempotent=True,
+    roles=("staff", "admin"), responses={201: "{id, name, skus: [{id, price, stock}]}"},
+    errors={401: "unauthorized", 403: "forbidden", 409: "idempotency_in_progress",
+            422: "invalid_request, idempotency_key_reused"},
+)
 async def post_product(request: web.Request) -> web.Response:
     app = request.app
     principal = require_staff(app[VERIFIER].from_request(request))

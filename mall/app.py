@@ -12,6 +12,7 @@ from mall import metrics
 from mall.auth import TokenVerifier
 from mall.errors import error_middleware, json_response
 from mall.keys import Keys
+from mall.openapi import api_doc, openapi_handler
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER, pg_ctx, redis_ctx
 from mall.settings import Settings
 from order_writer import views
@@ -20,10 +21,13 @@ from seckill import http as seckill_http
 READY_TIMEOUT_S = 2.0
 
 
+@api_doc(summary="Liveness (no dependencies)", tag="ops", responses={200: '{"status": "ok"}'})
 async def livez(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+@api_doc(summary="Readiness of Redis, PostgreSQL and RabbitMQ", tag="ops",
+         responses={200: "{status, checks}", 503: "{status: unavailable, checks}"})
 async def readyz(request: web.Request) -> web.Response:
     """Ready when Redis, PostgreSQL and RabbitMQ all answer."""
     app = request.app
@@ -62,7 +66,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pg_ctx)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics.metrics_handler)
+    app.router.add_get("/metrics", api_doc(
+        summary="Prometheus metrics", tag="ops", responses={200: "text exposition format"}
+    )(metrics.metrics_handler))
+    app.router.add_get("/api/openapi.json", api_doc(
+        summary="This document", tag="ops", responses={200: "OpenAPI 3.1"}
+    )(openapi_handler))
     seckill_http.setup(app)
     products.setup_routes(app)
     views.setup_routes(app)

@@ -51,7 +51,9 @@ def error_response(err: ApiError) -> web.Response:
     )
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         status=status, body=orjson.dumps(data), content_type="application/json", headers=headers
     )

@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+Call = tuple[list[str], list[Any], "asyncio.Future[Any]"]
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 
 
@@ -45,7 +46,7 @@ class PipelinedScript:
     def __init__(self, redis: Redis, name: str) -> None:
         self._script = Script(redis, name)
         self._redis = redis
-        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._pending: list[Call] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
@@ -62,7 +63,7 @@ class PipelinedScript:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+    async def _run(self, batch: list[Call]) -> None:
         try:
             results = await self._execute(batch)
         except asyncio.CancelledError:
@@ -82,7 +83,7 @@ class PipelinedScript:
             else:
                 future.set_result(result)
 
-    async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
+    async def _execute(self, batch: list[Call]) -> list[Any]:
         sha = self._script.sha
         results = await self._pipeline(sha, batch)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
@@ -94,7 +95,7 @@ class PipelinedScript:
                 results[i] = result
         return results
 
-    async def _pipeline(self, sha: str, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
+    async def _pipeline(self, sha: str, batch: list[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
                 pipe.evalsha(sha, len(keys), *keys, *args)

@@ -22,49 +22,61 @@ RESTART_PAUSE_S = 0.5
 STOP_TIMEOUT_S = 15.0
 
 
-def _spawn(host: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "mall.cli", "serve", "--host", host, "--port", str(port),
-           "--workers", "1", "--reuse-port"]
-    return subprocess.Popen(cmd, env=env)
+class Supervisor:
+    def __init__(self, host: str, port: int, workers: int) -> None:
+        self.cmd = [sys.executable, "-m", "mall.cli", "serve", "--host", host, "--port",
+                    str(port), "--workers", "1", "--reuse-port"]
+        self.workers = workers
+        self.env = dict(os.environ)
+        self.own_dir: str | None = None
+        if not self.env.get(MULTIPROC_ENV):
+            self.own_dir = tempfile.mkdtemp(prefix="mall-metrics-")
+            self.env[MULTIPROC_ENV] = self.own_dir
+        os.environ[MULTIPROC_ENV] = self.env[MULTIPROC_ENV]
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.stopping = False
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.cmd, env=self.env)
 
-def supervise(host: str, port: int, workers: int) -> int:
-    env = dict(os.environ)
-    own_dir = None
-    if not env.get(MULTIPROC_ENV):
-        own_dir = tempfile.mkdtemp(prefix="mall-metrics-")
-        env[MULTIPROC_ENV] = own_dir
-    os.environ[MULTIPROC_ENV] = env[MULTIPROC_ENV]
-    stopping = False
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
 
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.children = [self._spawn() for _ in range(self.workers)]
+        log.info("supervising %d workers", self.workers)
+        try:
+            while not self.stopping:
+                time.sleep(0.2)
+                self._restart_dead()
+        finally:
+            self._stop_all()
+        return 0
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    children = [_spawn(host, port, env) for _ in range(workers)]
-    log.info("supervising %d workers on %s:%d", workers, host, port)
-    try:
-        while not stopping:
-            time.sleep(0.2)
-            for i, child in enumerate(children):
-                if child.poll() is not None and not stopping:
-                    log.warning("worker %d exited with %s; restarting", child.pid, child.returncode)
-                    mark_worker_dead(child.pid)
-                    time.sleep(RESTART_PAUSE_S)
-                    children[i] = _spawn(host, port, env)
-    finally:
-        for child in children:
+    def _restart_dead(self) -> None:
+        for i, child in enumerate(self.children):
+            if child.poll() is not None and not self.stopping:
+                log.warning("worker %d exited with %s; restarting", child.pid, child.returncode)
+                mark_worker_dead(child.pid)
+                time.sleep(RESTART_PAUSE_S)
+                self.children[i] = self._spawn()
+
+    def _stop_all(self) -> None:
+        for child in self.children:
             if child.poll() is None:
                 child.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for child in children:
+        for child in self.children:
             try:
                 child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        if own_dir:
-            shutil.rmtree(own_dir, ignore_errors=True)
-    return 0
+        if self.own_dir:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+
+
+def supervise(host: str, port: int, workers: int) -> int:
+    return Supervisor(host, port, workers).run()

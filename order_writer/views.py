@@ -18,6 +18,7 @@ from aiohttp import web
 from mall.auth import Principal
 from mall.errors import invalid, json_response, not_found
 from mall.keys import sale_of_order_id
+from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, VERIFIER
 
 SELECT_ORDER = """
@@ -76,6 +77,12 @@ def _may_read(principal: Principal, owner: str) -> bool:
     return principal.is_staff or principal.user_id == owner
 
 
+@api_doc(
+    summary="One order, for its owner or staff", tag="orders",
+    roles=("customer", "member", "staff", "admin"),
+    responses={200: "{order_id, status, sale_id, items, total, currency, created_at}"},
+    errors={401: "unauthorized", 404: "not_found"},
+)
 async def get_order(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
@@ -123,6 +130,13 @@ def decode_cursor(token: str) -> Cursor:
     return cursor
 
 
+@api_doc(
+    summary="The caller's orders, newest first", tag="orders",
+    roles=("customer", "member", "staff", "admin"),
+    query={"limit": "1-100, default 20", "cursor": "next_cursor of the previous page"},
+    responses={200: "{items: [order], next_cursor}"},
+    errors={401: "unauthorized", 422: "invalid_request"},
+)
 async def list_orders(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)

@@ -45,7 +45,9 @@ class Admission:
 
 _REJECTIONS: dict[Outcome, tuple[int, str, str]] = {
     Outcome.SOLD_OUT: (409, "sold_out", "this flash sale is sold out"),
-    Outcome.LIMIT_REACHED: (409, "limit_reached", "you have reached the per-user limit of this sale"),
+    Outcome.LIMIT_REACHED: (
+        409, "limit_reached", "you have reached the per-user limit of this sale"
+    ),
     Outcome.NOT_STARTED: (403, "not_started", "this flash sale has not started yet"),
     Outcome.ENDED: (403, "ended", "this flash sale has ended"),
     Outcome.NO_SUCH_SALE: (404, "not_found", "flash sale not found"),

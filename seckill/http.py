@@ -14,6 +14,7 @@ from mall.auth import require_staff
 from mall.errors import decode_body, json_response, not_found
 from mall.idempotency import idempotency_key, replay_or_run
 from mall.lua import PipelinedScript
+from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
 from seckill.campaigns import Campaigns, NewFlashSale
@@ -37,6 +38,14 @@ def _sale_id(request: web.Request) -> int:
     return int(raw)
 
 
+@api_doc(
+    summary="Buy in a flash sale", tag="flash-sales", request=PurchaseBody, idempotent=True,
+    roles=("customer", "member", "staff", "admin"),
+    responses={202: "accepted: {order_id, status: queued}"},
+    errors={401: "unauthorized", 403: "not_started, ended", 404: "not_found",
+            409: "sold_out, limit_reached", 413: "payload_too_large",
+            422: "invalid_request, idempotency_key_reused, invalid_idempotency_key"},
+)
 async def post_order(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
@@ -49,10 +58,24 @@ async def post_order(request: web.Request) -> web.Response:
     raise rejection(admission.outcome)
 
 
+@api_doc(
+    summary="A flash sale and its remaining stock", tag="flash-sales",
+    responses={200: "{id, sku_id, price, stock, remaining, per_user_limit, starts_at, ends_at,"
+                    " state}"},
+    errors={404: "not_found"},
+)
 async def get_sale(request: web.Request) -> web.Response:
     return json_response(await request.app[CAMPAIGNS].view(_sale_id(request)))
 
 
+@api_doc(
+    summary="Create a flash sale, reserving its stock out of the SKU", tag="admin",
+    request=NewFlashSale, idempotent=True, roles=("staff", "admin"),
+    responses={201: "the sale, as GET /api/v1/flash-sales/{id}"},
+    errors={401: "unauthorized", 403: "forbidden", 404: "not_found",
+            409: "insufficient_stock, idempotency_in_progress",
+            422: "invalid_request, idempotency_key_reused", 503: "unavailable"},
+)
 async def post_sale(request: web.Request) -> web.Response:
     app = request.app
     principal = require_staff(app[VERIFIER].from_request(request))

@@ -28,7 +28,7 @@ async def chaos(stack: Stack, stock: int, stock_left,  # type: ignore[no-untyped
     plan = [("server", 0.85), ("writer", 0.7), ("server", 0.5), ("writer", 0.35),
             ("server", 0.2), ("writer", 0.1)]
     for victim, fraction in plan:
-        while not done.is_set() and await stock_left() > stock * fraction:
+        while not done.is_set() and await stock_left() > stock * fraction:  # noqa: ASYNC110
             await asyncio.sleep(random.uniform(0.005, 0.03))
         if done.is_set():
             break

@@ -6,8 +6,11 @@ import asyncio
 
 import asyncpg
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
+from mall.keys import Keys
 from mall.settings import Settings
+from seckill import metrics
 from tests.e2e.helpers import buy, create_product, create_sale, wait_persisted
 from tests.stack import auth
 
@@ -143,3 +146,34 @@ async def test_health_and_metrics(client: TestClient) -> None:
                  "mall_outbox_backlog", "mall_writer_batch_orders",
                  "mall_writer_batch_duration_seconds", "mall_accept_to_persist_seconds"):
         assert name in text
+
+
+async def test_sold_out_flag_clears_when_stock_comes_back(
+    client: TestClient, settings: Settings, redis: Redis, pg: asyncpg.Pool
+) -> None:
+    sale = await create_sale(client, settings, stock=1)
+    status, first = await buy(client, settings, sale["id"], "flag1")
+    assert status == 202
+    assert (await buy(client, settings, sale["id"], "flag2"))[0] == 409
+    await asyncio.sleep(0.2)  # the buyers snapshot loads in the background
+    before = metrics.SOLD_OUT_SHORTCUTS._value.get()
+    status, body = await buy(client, settings, sale["id"], "flag3")
+    assert status == 409 and body["error"]["code"] == "sold_out"
+    assert metrics.SOLD_OUT_SHORTCUTS._value.get() == before + 1, "answered without Redis"
+    # A past buyer still reaches Redis: limit_reached, not a blanket sold_out.
+    status, body = await buy(client, settings, sale["id"], "flag1")
+    assert body["error"]["code"] in {"limit_reached", "sold_out"}
+    assert metrics.SOLD_OUT_SHORTCUTS._value.get() == before + 1
+    # The order is cancelled and its unit comes back, in PostgreSQL and in Redis.
+    await wait_persisted(client, settings, "flag1", first["order_id"])
+    await pg.execute("UPDATE orders SET status = 'cancelled' WHERE order_id = $1",
+                     first["order_id"])
+    await pg.execute("UPDATE flash_sales SET sold = sold - 1 WHERE id = $1", sale["id"])
+    k = Keys(settings.namespace).sale(sale["id"])
+    await redis.hincrby(k.buyers, "flag1", -1)
+    await redis.incrby(k.stock, 1)
+    await asyncio.sleep(settings.soldout_refresh_s * 3)
+    status, body = await buy(client, settings, sale["id"], "flag3")
+    assert status == 202, body
+    await wait_persisted(client, settings, "flag3", body["order_id"])
+    assert await pg.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale["id"]) == 1

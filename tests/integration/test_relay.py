@@ -78,7 +78,8 @@ async def test_entries_of_a_dead_relay_are_taken_over(
     async def stream_empty() -> bool:
         return await redis.xlen(sale.k.outbox) == 0
 
-    await run_relay_until(relay, stream_empty, timeout_s=fresh_settings.relay_claim_idle_ms / 1000 + 10)
+    claim_s = fresh_settings.relay_claim_idle_ms / 1000
+    await run_relay_until(relay, stream_empty, timeout_s=claim_s + 10)
     orders = await drain_queue(fresh_settings, 10)
     assert sorted(o["order_id"] for o in orders) == sorted(accepted)
 
