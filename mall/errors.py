@@ -6,8 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 import orjson
+import redis.exceptions
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,18 @@ def decode_body(body: bytes, model: type[T]) -> T:
         raise invalid("request body is not valid JSON") from None
 
 
+# Failures of Redis, PostgreSQL or the network: the client may retry (with its Idempotency-Key).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -102,6 +116,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.reason if exc.status != 413 else "request body is too large"
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
         return error_response(ApiError(exc.status, code, message, headers))
+    except UNAVAILABLE_ERRORS as exc:
+        log.warning("%s %s: a backing service is unavailable (%s)", request.method,
+                    request.path, type(exc).__name__)
+        return error_response(ApiError(503, "unavailable", "service temporarily unavailable",
+                                       headers={"Retry-After": "1"}))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal_error", "internal server error"))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import enum
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from mall.autopipe import ScriptPipe
 from mall.errors import ApiError
 from mall.keys import Keys, make_order_id
-from mall.lua import PipelinedScript
 from seckill import metrics
 from seckill.soldout import SoldOutFlags
 
@@ -59,6 +59,9 @@ _REJECTIONS: dict[Outcome, tuple[int, str, str]] = {
 }
 
 
+_OUTCOME_COUNTERS = {o: metrics.ADMISSIONS.labels(o.name.lower()) for o in Outcome}
+
+
 def rejection(outcome: Outcome) -> ApiError:
     status, code, message = _REJECTIONS[outcome]
     return ApiError(status, code, message)
@@ -66,7 +69,7 @@ def rejection(outcome: Outcome) -> ApiError:
 
 class AdmissionService:
     def __init__(
-        self, script: PipelinedScript, keys: Keys, flags: SoldOutFlags, record_ttl_s: int
+        self, script: ScriptPipe, keys: Keys, flags: SoldOutFlags, record_ttl_s: int
     ) -> None:
         self._script = script
         self._keys = keys
@@ -76,19 +79,19 @@ class AdmissionService:
     async def admit(self, req: PurchaseRequest) -> Admission:
         if self._flags.answers_sold_out(req.sale_id, req.user_id):
             metrics.SOLD_OUT_SHORTCUTS.inc()
-            metrics.ADMISSIONS.labels("sold_out").inc()
+            _OUTCOME_COUNTERS[Outcome.SOLD_OUT].inc()
             return Admission(Outcome.SOLD_OUT, "", 0)
         started = time.perf_counter()
-        order_id = make_order_id(req.sale_id, uuid.uuid4().hex)
+        order_id = make_order_id(req.sale_id, os.urandom(16).hex())
         keys = self._keys.sale(req.sale_id).admission(req.user_id, req.idempotency_key, order_id)
         fingerprint = f"qty={req.qty}" if req.idempotency_key else ""
         args: list[Any] = [req.user_id, req.qty, order_id, fingerprint, self._ttl]
-        code, returned_id, remaining = await self._script(keys, args)
+        code, returned_id, remaining = await self._script.call(keys, args)
         outcome = Outcome(int(code))
         remaining = int(remaining)
         if remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
             self._flags.mark_sold_out(req.sale_id)
         metrics.ADMISSION_SECONDS.observe(time.perf_counter() - started)
-        metrics.ADMISSIONS.labels(outcome.name.lower()).inc()
+        _OUTCOME_COUNTERS[outcome].inc()
         order = returned_id.decode() if isinstance(returned_id, bytes) else str(returned_id)
         return Admission(outcome, order, remaining)

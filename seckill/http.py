@@ -11,9 +11,10 @@ import msgspec
 from aiohttp import web
 
 from mall.auth import require_staff
+from mall.autopipe import ScriptPipe
 from mall.errors import decode_body, json_response, not_found
 from mall.idempotency import idempotency_key, replay_or_run
-from mall.lua import PipelinedScript
+from mall.lua import read_script
 from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
@@ -94,7 +95,7 @@ async def post_sale(request: web.Request) -> web.Response:
 
 async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, redis, keys = app[SETTINGS], app[REDIS], app[KEYS]
-    script = PipelinedScript(redis, "admit")
+    script = ScriptPipe(settings.redis_url, read_script("admit"))
     flags = SoldOutFlags(redis, keys)
     app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
     app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from mall.autopipe import ScriptPipe
 from mall.keys import RELAY_GROUP, Keys, make_order_id
-from mall.lua import PipelinedScript, Script
+from mall.lua import Script, read_script
 from mall.settings import Settings
 
 ACCEPTED, REPLAY, SOLD_OUT, LIMIT, NOT_STARTED, ENDED, NO_SALE, REUSED = range(8)
@@ -170,12 +171,12 @@ async def test_concurrent_pipelined_calls_never_oversell(
 ) -> None:
     """Thousands of calls through the pipelining path, many per user, in random order."""
     sale = await make_sale(redis, settings, stock=stock, limit=limit)
-    script = PipelinedScript(redis, "admit")
+    script = ScriptPipe(settings.redis_url, read_script("admit"))
 
     async def attempt(user: str) -> int:
         order_id = make_order_id(sale.id, uuid.uuid4().hex)
-        code, _, _ = await script(sale.k.admission(user, None, order_id),
-                                  [user, 1, order_id, "", 60])
+        code, _, _ = await script.call(sale.k.admission(user, None, order_id),
+                                       [user, 1, order_id, "", 60])
         return int(code)
 
     calls = [attempt(f"u{i % users}") for i in range(users * 5)]
