@@ -13,7 +13,7 @@ from mall.keys import RELAY_GROUP, Keys
 from mall.settings import Settings
 from mall.topology import Topology
 from seckill.relay import OutboxRelay
-from tests.integration.test_admit_lua import make_sale
+from tests.integration.test_admit_lua import Sale, make_sale
 
 
 async def drain_queue(settings: Settings, expected: int, timeout_s: float = 15) -> list[dict]:
@@ -46,51 +46,50 @@ async def run_relay_until(relay: OutboxRelay, predicate, timeout_s: float = 15) 
         await asyncio.wait_for(task, 10)
 
 
-async def test_relay_moves_orders_and_empties_the_stream(
-    redis: Redis, fresh_settings: Settings
-) -> None:
-    sale = await make_sale(redis, fresh_settings, stock=100, limit=1)
-    await redis.sadd(Keys(fresh_settings.namespace).outbox_registry, sale.k.outbox)
-    accepted = [(await sale.admit(f"u{i}"))[1] for i in range(40)]
-    relay = OutboxRelay(redis, Keys(fresh_settings.namespace), fresh_settings)
+async def sale_with_orders(redis: Redis, settings: Settings, n: int) -> tuple[Sale, list[str]]:
+    """A registered sale with `n` accepted orders waiting in its outbox."""
+    sale = await make_sale(redis, settings, stock=100, limit=1)
+    await redis.sadd(Keys(settings.namespace).outbox_registry, sale.k.outbox)
+    return sale, [(await sale.admit(f"u{i}"))[1] for i in range(n)]
+
+
+async def relay_all(redis: Redis, settings: Settings, sale: Sale, accepted: list[str],
+                    timeout_s: float = 15) -> None:
+    """Run a relay until the outbox is empty; every accepted order must be on the queue."""
+    relay = OutboxRelay(redis, Keys(settings.namespace), settings)
 
     async def stream_empty() -> bool:
         return await redis.xlen(sale.k.outbox) == 0
 
-    await run_relay_until(relay, stream_empty)
-    orders = await drain_queue(fresh_settings, 40)
+    await run_relay_until(relay, stream_empty, timeout_s)
+    orders = await drain_queue(settings, len(accepted))
     assert sorted(o["order_id"] for o in orders) == sorted(accepted)
-    pending = await redis.xpending(sale.k.outbox, RELAY_GROUP)
-    assert pending["pending"] == 0
+    assert (await redis.xpending(sale.k.outbox, RELAY_GROUP))["pending"] == 0
+
+
+async def test_relay_moves_orders_and_empties_the_stream(
+    redis: Redis, fresh_settings: Settings
+) -> None:
+    sale, accepted = await sale_with_orders(redis, fresh_settings, 40)
+    await relay_all(redis, fresh_settings, sale, accepted)
 
 
 async def test_entries_of_a_dead_relay_are_taken_over(
     redis: Redis, fresh_settings: Settings
 ) -> None:
-    sale = await make_sale(redis, fresh_settings, stock=100, limit=1)
-    await redis.sadd(Keys(fresh_settings.namespace).outbox_registry, sale.k.outbox)
-    accepted = [(await sale.admit(f"u{i}"))[1] for i in range(10)]
+    sale, accepted = await sale_with_orders(redis, fresh_settings, 10)
     # A relay read these entries and died before publishing them.
     await redis.xreadgroup(RELAY_GROUP, "dead-relay", {sale.k.outbox: ">"}, count=100)
     assert (await redis.xpending(sale.k.outbox, RELAY_GROUP))["pending"] == 10
-    relay = OutboxRelay(redis, Keys(fresh_settings.namespace), fresh_settings)
-
-    async def stream_empty() -> bool:
-        return await redis.xlen(sale.k.outbox) == 0
-
     claim_s = fresh_settings.relay_claim_idle_ms / 1000
-    await run_relay_until(relay, stream_empty, timeout_s=claim_s + 10)
-    orders = await drain_queue(fresh_settings, 10)
-    assert sorted(o["order_id"] for o in orders) == sorted(accepted)
+    await relay_all(redis, fresh_settings, sale, accepted, timeout_s=claim_s + 10)
 
 
 async def test_nothing_is_acknowledged_without_a_confirm(
     redis: Redis, fresh_settings: Settings
 ) -> None:
     """With RabbitMQ unreachable the entries stay in the stream, then go once it is back."""
-    sale = await make_sale(redis, fresh_settings, stock=10, limit=1)
-    await redis.sadd(Keys(fresh_settings.namespace).outbox_registry, sale.k.outbox)
-    accepted = [(await sale.admit(f"u{i}"))[1] for i in range(5)]
+    sale, accepted = await sale_with_orders(redis, fresh_settings, 5)
     unreachable = fresh_settings.with_(amqp_url="amqp://guest:guest@127.0.0.1:1/")
     relay = OutboxRelay(redis, Keys(fresh_settings.namespace), unreachable)
     task = asyncio.create_task(relay.run())
@@ -98,11 +97,4 @@ async def test_nothing_is_acknowledged_without_a_confirm(
     relay.stop()
     await asyncio.wait_for(task, 10)
     assert await redis.xlen(sale.k.outbox) == 5
-    relay = OutboxRelay(redis, Keys(fresh_settings.namespace), fresh_settings)
-
-    async def stream_empty() -> bool:
-        return await redis.xlen(sale.k.outbox) == 0
-
-    await run_relay_until(relay, stream_empty)
-    orders = await drain_queue(fresh_settings, 5)
-    assert sorted(o["order_id"] for o in orders) == sorted(accepted)
+    await relay_all(redis, fresh_settings, sale, accepted)
