@@ -7,7 +7,9 @@ import asyncio
 import aio_pika
 from aiohttp import web
 
-from catalog_api import products
+import accounts
+import catalog_api
+import checkout
 from mall import metrics
 from mall.auth import TokenVerifier
 from mall.errors import error_middleware, json_response
@@ -73,6 +75,8 @@ def create_app(settings: Settings) -> web.Application:
         summary="This document", tag="ops", responses={200: "OpenAPI 3.1"}
     )(openapi_handler))
     seckill_http.setup(app)
-    products.setup_routes(app)
+    catalog_api.setup(app)
+    accounts.setup(app)
+    checkout.setup(app)
     views.setup_routes(app)
     return app
