@@ -55,6 +55,16 @@ class Settings:
     soldout_refresh_s: float = 0.5
     redis_max_connections: int = 64
     pg_pool_max: int = 10
+    # Accounts: lifetimes of access tokens, refresh tokens and one-time log-in codes; failed
+    # log-ins allowed per account and per IP within the lock-out window before 429.
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 86_400
+    otp_ttl_s: int = 300
+    login_max_failures: int = 5
+    login_ip_max_failures: int = 50
+    login_lockout_s: int = 900
+    # Catalog: lifetime of a cached product detail in Redis (changes invalidate it at once).
+    product_cache_ttl_s: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
