@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test soak demo lint clean
+	test soak demo bench lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -30,6 +30,7 @@ help:
 	@echo "  test             run the tests, soak tests excluded"
 	@echo "  soak             run the soak tests only"
 	@echo "  demo             run the mall here and send it a burst of orders (DEMO_ARGS=...)"
+	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
 	@echo "  lint             ruff check"
 	@echo "  clean            remove run files and caches (keeps .venv)"
 	@echo "Variables: PYTEST_ARGS='-k name -x' (test, soak), TESTS=tests/unit (test, soak)"
@@ -96,6 +97,11 @@ soak: install services
 
 demo: install
 	@bash scripts/demo.sh
+
+# Peak-throughput harness (loopback only, bounded): BENCH_ARGS="--seconds 10 --workers 1,2".
+bench: install-bench services
+	@command -v wrk >/dev/null 2>&1 || { $(call apt_install,wrk); }
+	$(PY) -m bench.peak $(BENCH_ARGS)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \

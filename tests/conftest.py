@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 
 from mall.app import create_app
 from mall.migrate import drop_database, migrate
+from mall.namespace import drop_namespace
 from mall.settings import Settings
 from order_writer.consumer import OrderWriter
-from tests.stack import drop_namespace, unique_namespace
+from tests.stack import unique_namespace
 
 TEST_TUNING = dict(
     relay_claim_idle_ms=1000,

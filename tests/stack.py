@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import orjson
-from redis.asyncio import Redis
 
 from mall.auth import issue_token
 from mall.settings import Settings
@@ -56,28 +54,6 @@ def token(settings: Settings, sub: str, role: str = "customer", ttl: int = 3600)
 
 def auth(settings: Settings, sub: str, role: str = "customer") -> dict[str, str]:
     return {"Authorization": f"Bearer {token(settings, sub, role)}"}
-
-
-async def drop_namespace(settings: Settings) -> None:
-    """Remove every Redis key, queue and exchange of a namespace."""
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        batch: list[bytes] = []
-        async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                await redis.delete(*batch)
-                batch = []
-        if batch:
-            await redis.delete(*batch)
-    finally:
-        await redis.aclose()
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (f"{settings.namespace}.orders", f"{settings.namespace}.orders.dead"):
-            await channel.queue_delete(queue)
-        await channel.exchange_delete(f"{settings.namespace}.orders")
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
