@@ -65,6 +65,10 @@ class Settings:
     login_lockout_s: int = 900
     # Catalog: lifetime of a cached product detail in Redis (changes invalidate it at once).
     product_cache_ttl_s: int = 300
+    # Orders: an order not paid within this many seconds of acceptance is cancelled and its
+    # stock returned; how often the serving processes look for such orders.
+    payment_timeout_s: int = 900
+    payment_sweep_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

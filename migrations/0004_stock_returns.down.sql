@@ -1,0 +1,2 @@
+DROP TABLE stock_return_items;
+DROP TABLE stock_returns;
