@@ -32,6 +32,10 @@ class SaleKeys:
         idem = self.idempotency(user_id, idem_key) if idem_key else f"{self._base}:idem:-"
         return [self.meta, self.stock, self.buyers, idem, self.order_view(order_id), self.outbox]
 
+    def release(self, order_id: str) -> list[str]:
+        """KEYS of release.lua, in its order."""
+        return [self.stock, self.buyers, f"{self._base}:released:{order_id}"]
+
     def init(self) -> list[str]:
         """KEYS of init_sale.lua, in its order."""
         return [self.meta, self.stock, self.outbox]

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from mall.keys import Keys
 from mall.settings import Settings
+from order_writer.stock import record_stock_return
 from seckill import metrics
 from tests.e2e.helpers import buy, create_product, create_sale, wait_persisted
 from tests.stack import auth
@@ -164,16 +165,64 @@ async def test_sold_out_flag_clears_when_stock_comes_back(
     status, body = await buy(client, settings, sale["id"], "flag1")
     assert body["error"]["code"] in {"limit_reached", "sold_out"}
     assert metrics.SOLD_OUT_SHORTCUTS._value.get() == before + 1
-    # The order is cancelled and its unit comes back, in PostgreSQL and in Redis.
+    # The order is cancelled and its unit comes back, in PostgreSQL and then in Redis.
     await wait_persisted(client, settings, "flag1", first["order_id"])
-    await pg.execute("UPDATE orders SET status = 'cancelled' WHERE order_id = $1",
-                     first["order_id"])
-    await pg.execute("UPDATE flash_sales SET sold = sold - 1 WHERE id = $1", sale["id"])
+    await cancel_and_return(pg, first["order_id"])
     k = Keys(settings.namespace).sale(sale["id"])
-    await redis.hincrby(k.buyers, "flag1", -1)
-    await redis.incrby(k.stock, 1)
+    await wait_until(lambda: redis_int(redis, k.stock), 1)
     await asyncio.sleep(settings.soldout_refresh_s * 3)
     status, body = await buy(client, settings, sale["id"], "flag3")
     assert status == 202, body
     await wait_persisted(client, settings, "flag3", body["order_id"])
     assert await pg.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale["id"]) == 1
+
+
+async def cancel_and_return(pg: asyncpg.Pool, order_id: str) -> bool:
+    async with pg.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM orders WHERE order_id = $1 FOR UPDATE", order_id)
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE order_id = $1",
+                           order_id)
+        return await record_stock_return(conn, order_id, "test")
+
+
+async def redis_int(redis: Redis, key: str) -> int:
+    return int(await redis.get(key) or 0)
+
+
+async def wait_until(probe, expected: object, timeout_s: float = 10) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (value := await probe()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"{value} != {expected}"
+        await asyncio.sleep(0.05)
+
+
+async def test_returned_stock_comes_back_exactly_once(
+    client: TestClient, settings: Settings, redis: Redis, pg: asyncpg.Pool
+) -> None:
+    """Two cancellations race; the units come back once, in PostgreSQL and in Redis."""
+    sale = await create_sale(client, settings, stock=2, limit=1)
+    _, a = await buy(client, settings, sale["id"], "ret1")
+    _, b = await buy(client, settings, sale["id"], "ret2")
+    for user, order in (("ret1", a), ("ret2", b)):
+        await wait_persisted(client, settings, user, order["order_id"])
+    results = await asyncio.gather(*(cancel_and_return(pg, a["order_id"]) for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]
+    k = Keys(settings.namespace).sale(sale["id"])
+    await wait_until(lambda: redis_int(redis, k.stock), 1)
+    assert await pg.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale["id"]) == 1
+    await wait_until(lambda: pg.fetchval(
+        "SELECT applied_at IS NOT NULL FROM stock_returns WHERE order_id = $1",
+        a["order_id"]), True)
+    # The applier runs again over the same record (as after a crash before applied_at):
+    # the per-order marker keeps Redis from getting the unit twice.
+    await pg.execute("UPDATE stock_returns SET applied_at = NULL WHERE order_id = $1",
+                     a["order_id"])
+    await wait_until(lambda: pg.fetchval(
+        "SELECT applied_at IS NOT NULL FROM stock_returns WHERE order_id = $1",
+        a["order_id"]), True)
+    assert await redis_int(redis, k.stock) == 1
+    # The buyer whose order was cancelled may buy again; the other may not.
+    status, again = await buy(client, settings, sale["id"], "ret1")
+    assert status == 202, again
+    status, body = await buy(client, settings, sale["id"], "ret2")
+    assert status == 409

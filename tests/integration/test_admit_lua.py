@@ -193,3 +193,16 @@ async def test_concurrent_pipelined_calls_never_oversell(
     assert max(per_user.values()) <= limit
     buyers = {k.decode(): int(v) for k, v in (await redis.hgetall(sale.k.buyers)).items()}
     assert buyers == per_user
+
+
+async def test_release_gives_units_back_once(redis: Redis, settings: Settings) -> None:
+    sale = await make_sale(redis, settings, stock=2, limit=2)
+    code, order_id, _ = await sale.admit("alice", qty=2)
+    assert code == ACCEPTED and await sale.remaining() == 0
+    release = Script(redis, "release")
+    keys = sale.k.release(order_id)
+    assert [int(x) for x in await release(keys, ["alice", 2, 60])] == [1, 2]
+    assert [int(x) for x in await release(keys, ["alice", 2, 60])] == [0, 2]
+    assert await sale.remaining() == 2
+    assert await redis.hget(sale.k.buyers, "alice") is None
+    assert (await sale.admit("alice", qty=2))[0] == ACCEPTED  # she may buy again
