@@ -18,6 +18,7 @@ from mall.openapi import api_doc, openapi_handler
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER, pg_ctx, redis_ctx
 from mall.settings import Settings
 from order_writer import views
+from order_writer.returns import returns_ctx
 from seckill import http as seckill_http
 
 READY_TIMEOUT_S = 2.0
@@ -79,4 +80,5 @@ def create_app(settings: Settings) -> web.Application:
     accounts.setup(app)
     checkout.setup(app)
     views.setup_routes(app)
+    app.cleanup_ctx.append(returns_ctx)
     return app

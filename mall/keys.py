@@ -1,7 +1,9 @@
 """Every Redis key of the checkout core, built here and nowhere else.
 
 All keys of one sale share the hash tag `{fs<id>}` so a script touching them runs on one
-Redis Cluster slot. Everything is prefixed by the deployment's namespace.
+Redis Cluster slot. Regular checkout keeps its idempotency records, queued-order views and
+outbox under `{co}` and each SKU's sellable stock under `{sku<id>}`. Everything is prefixed by
+the deployment's namespace.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 RELAY_GROUP = "relay"
 ORDER_ID_PREFIX = "fs"
+CHECKOUT_ORDER_PREFIX = "co"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,41 @@ class SaleKeys:
         return [self.meta, self.stock, self.outbox]
 
 
+@dataclass(frozen=True, slots=True)
+class CheckoutCoreKeys:
+    outbox: str
+    _base: str
+
+    def idempotency(self, user_id: str, key: str) -> str:
+        return f"{self._base}:idem:{user_id}:{key}"
+
+    def order_view(self, order_id: str) -> str:
+        return f"{self._base}:order:{order_id}"
+
+    def released(self, order_id: str) -> str:
+        return f"{self._base}:released:{order_id}"
+
+
 class Keys:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.outbox_registry = f"{namespace}:outboxes"
         self._sales: dict[int, SaleKeys] = {}
+        base = f"{namespace}:{{{CHECKOUT_ORDER_PREFIX}}}"
+        self.checkout = CheckoutCoreKeys(outbox=f"{base}:outbox", _base=base)
+
+    def sku_stock(self, sku_id: int) -> str:
+        """Units of a SKU that regular checkout may still reserve."""
+        return f"{self.namespace}:{{sku{sku_id}}}:stock"
+
+    def order_view_of(self, order_id: str) -> str | None:
+        """Where the queued view of an order lives, judged by its id; None for a foreign id."""
+        sale_id = sale_of_order_id(order_id)
+        if sale_id is not None:
+            return self.sale(sale_id).order_view(order_id)
+        if is_checkout_order_id(order_id):
+            return self.checkout.order_view(order_id)
+        return None
 
     def idempotency_record(self, route: str, user_id: str, key: str) -> str:
         """Idempotency record of a non-hot-path POST (see mall/idempotency.py)."""
@@ -87,3 +120,18 @@ def sale_of_order_id(order_id: str) -> int | None:
     except ValueError:
         return None
     return int(digits)
+
+
+def make_checkout_order_id(unique_hex: str) -> str:
+    return f"{CHECKOUT_ORDER_PREFIX}-{unique_hex}"
+
+
+def is_checkout_order_id(order_id: str) -> bool:
+    prefix, sep, rest = order_id.partition("-")
+    if prefix != CHECKOUT_ORDER_PREFIX or not sep or len(rest) != 32:
+        return False
+    try:
+        int(rest, 16)
+    except ValueError:
+        return False
+    return True

@@ -4,22 +4,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
+import orjson
 
 
-class AcceptedOrder(msgspec.Struct, frozen=True):
-    """An order as admit.lua wrote it to the outbox."""
-
-    order_id: str
-    user_id: str
-    sale_id: int
+class OrderItem(msgspec.Struct, frozen=True):
     sku_id: int
     qty: int
     price: int
+
+
+class AcceptedOrder(msgspec.Struct, frozen=True):
+    """An order as the admission scripts wrote it to an outbox.
+
+    A flash-sale order (lua/admit.lua) names its one SKU inline; a checkout order
+    (lua/reserve.lua) lists its items and carries delivery, address and discounts.
+    """
+
+    order_id: str
+    user_id: str
     total: int
     accepted_at_ms: int
+    sale_id: int | None = None
+    sku_id: int | None = None
+    qty: int | None = None
+    price: int | None = None
+    items: list[OrderItem] | None = None
+    shipping_fee: int = 0
+    discount: int = 0
+    delivery: str | None = None
+    address: dict[str, Any] | None = None
+    coupon: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.items and (self.sku_id is None or self.qty is None or self.price is None):
+            raise ValueError("an order needs items, or sku_id, qty and price")
+
+    def lines(self) -> list[OrderItem]:
+        if self.items:
+            return self.items
+        assert self.sku_id is not None and self.qty is not None and self.price is not None
+        return [OrderItem(self.sku_id, self.qty, self.price)]
 
 
 _decoder = msgspec.json.Decoder(list[AcceptedOrder])
@@ -31,28 +59,42 @@ def decode_orders(body: bytes) -> list[AcceptedOrder]:
 
 
 LOCK_SALES = "SELECT 1 FROM flash_sales WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+LOCK_SKUS = "SELECT 1 FROM skus WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
 
 # Data-modifying CTEs run as one statement: orders not seen before are inserted, their items
-# follow, and each sale's sold counter moves once by the units of the orders actually inserted,
-# so a redelivered order changes nothing. CHECK (sold <= stock) is the last line against oversell.
+# follow, and the sold counters (per flash sale, or per SKU for checkout orders) move once by
+# the units of the orders actually inserted, so a redelivered order changes nothing.
+# CHECK (sold <= stock) on both tables is the last line against oversell.
 INSERT_ORDERS = """
 WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[],
-                         $6::bigint[], $7::bigint[], $8::timestamptz[])
-        AS t(order_id, user_id, sale_id, sku_id, qty, price, total, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                         $6::bigint[], $7::text[], $8::jsonb[], $9::text[], $10::timestamptz[])
+        AS t(order_id, user_id, sale_id, total, shipping_fee, discount, delivery, address,
+             coupon_code, created_at)
+), lines AS (
+    SELECT * FROM unnest($11::text[], $12::bigint[], $13::integer[], $14::bigint[])
+        AS l(order_id, sku_id, qty, price)
 ), inserted AS (
-    INSERT INTO orders (order_id, user_id, sale_id, status, total, created_at)
-    SELECT order_id, user_id, sale_id, 'pending_payment', total, created_at FROM incoming
+    INSERT INTO orders (order_id, user_id, sale_id, status, total, shipping_fee, discount,
+                        delivery, address, coupon_code, created_at)
+    SELECT order_id, user_id, sale_id, 'pending_payment', total, shipping_fee, discount,
+           delivery, address, coupon_code, created_at
+    FROM incoming
     ON CONFLICT (order_id) DO NOTHING
-    RETURNING order_id
+    RETURNING order_id, sale_id
 ), items AS (
     INSERT INTO order_items (order_id, sku_id, qty, price)
-    SELECT i.order_id, i.sku_id, i.qty, i.price FROM incoming i JOIN inserted USING (order_id)
-), sold AS (
+    SELECT l.order_id, l.sku_id, l.qty, l.price FROM lines l JOIN inserted USING (order_id)
+), sale_sold AS (
     UPDATE flash_sales f SET sold = f.sold + s.units
-    FROM (SELECT i.sale_id, sum(i.qty) AS units
-          FROM incoming i JOIN inserted USING (order_id) GROUP BY i.sale_id) s
+    FROM (SELECT i.sale_id, sum(l.qty) AS units FROM inserted i JOIN lines l USING (order_id)
+          WHERE i.sale_id IS NOT NULL GROUP BY i.sale_id) s
     WHERE f.id = s.sale_id
+), sku_sold AS (
+    UPDATE skus k SET sold = k.sold + s.units
+    FROM (SELECT l.sku_id, sum(l.qty) AS units FROM inserted i JOIN lines l USING (order_id)
+          WHERE i.sale_id IS NULL GROUP BY l.sku_id) s
+    WHERE k.id = s.sku_id
 )
 SELECT order_id FROM inserted
 """
@@ -64,23 +106,33 @@ class WriteResult:
     duplicates: int
 
 
+def _columns(orders: list[AcceptedOrder]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(14)]
+    for o in orders:
+        created = datetime.fromtimestamp(o.accepted_at_ms / 1000, tz=UTC)
+        address = orjson.dumps(o.address).decode() if o.address is not None else None
+        row = (o.order_id, o.user_id, o.sale_id, o.total, o.shipping_fee, o.discount,
+               o.delivery, address, o.coupon, created)
+        for col, value in zip(cols, row, strict=False):
+            col.append(value)
+        for line in o.lines():
+            for col, value in zip(cols[10:], (o.order_id, line.sku_id, line.qty, line.price),
+                                  strict=True):
+                col.append(value)
+    return cols
+
+
 async def write_orders(conn: asyncpg.Connection, orders: list[AcceptedOrder]) -> WriteResult:
     """Write one batch in one transaction. The caller owns retries."""
     unique = list({o.order_id: o for o in orders}.values())
-    columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [])
-    for o in unique:
-        created = datetime.fromtimestamp(o.accepted_at_ms / 1000, tz=UTC)
-        for column, value in zip(
-            columns,
-            (o.order_id, o.user_id, o.sale_id, o.sku_id, o.qty, o.price, o.total, created),
-            strict=True,
-        ):
-            column.append(value)
-    sale_ids = sorted({o.sale_id for o in unique})
+    sale_ids = sorted({o.sale_id for o in unique if o.sale_id is not None})
+    sku_ids = sorted({line.sku_id for o in unique if o.sale_id is None for line in o.lines()})
     async with conn.transaction():
+        # Several writers may hold batches of the same sales and SKUs: lock in one order.
         if len(sale_ids) > 1:
-            # Several writers may hold batches of the same sales: lock in one order.
             await conn.execute(LOCK_SALES, sale_ids)
-        rows = await conn.fetch(INSERT_ORDERS, *columns)
+        if sku_ids:
+            await conn.execute(LOCK_SKUS, sku_ids)
+        rows = await conn.fetch(INSERT_ORDERS, *_columns(unique))
     inserted = [r["order_id"] for r in rows]
     return WriteResult(inserted=inserted, duplicates=len(orders) - len(inserted))

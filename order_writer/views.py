@@ -17,7 +17,6 @@ from aiohttp import web
 
 from mall.auth import Principal
 from mall.errors import invalid, json_response, not_found
-from mall.keys import sale_of_order_id
 from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, VERIFIER
 
@@ -66,7 +65,8 @@ def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
         "order_id": order["order_id"],
         "status": "queued",
         "sale_id": order["sale_id"],
-        "items": [{"sku_id": order["sku_id"], "qty": order["qty"], "price": order["price"]}],
+        "items": order.get("items")
+        or [{"sku_id": order["sku_id"], "qty": order["qty"], "price": order["price"]}],
         "total": order["total"],
         "currency": "CNY",
         "created_at": created.isoformat(),
@@ -94,9 +94,9 @@ async def get_order(request: web.Request) -> web.Response:
         if not _may_read(principal, row["user_id"]):
             raise not_found("order")
         return json_response(_row_view(row))
-    sale_id = sale_of_order_id(order_id)
-    if sale_id is not None:
-        raw = await app[REDIS].get(app[KEYS].sale(sale_id).order_view(order_id))
+    view_key = app[KEYS].order_view_of(order_id)
+    if view_key is not None:
+        raw = await app[REDIS].get(view_key)
         if raw is not None:
             order = orjson.loads(raw)
             if _may_read(principal, order["user_id"]):

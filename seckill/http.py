@@ -14,20 +14,18 @@ from mall.auth import require_staff
 from mall.autopipe import ScriptPipe
 from mall.errors import decode_body, json_response, not_found
 from mall.idempotency import idempotency_key, replay_or_run
-from mall.lua import Script, read_script
+from mall.lua import read_script
 from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
 from seckill.campaigns import Campaigns, NewFlashSale
 from seckill.relay import OutboxRelay
-from seckill.returns import StockReturnApplier
 from seckill.soldout import SoldOutFlags
 
 ADMISSION = web.AppKey("admission", AdmissionService)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 MAX_QTY = 1000
 RELAY_STOP_TIMEOUT_S = 5.0
-RETURNS_POLL_S = 0.2
 
 
 class PurchaseBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,16 +100,12 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
     app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)
     refresher = asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))
-    returns = StockReturnApplier(app[PG], Script(redis, "release"), keys)
-    returns_task = asyncio.create_task(returns.run(RETURNS_POLL_S))
     relay = OutboxRelay(redis, keys, settings)
     relay_task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
     yield
     relay.stop()
     if relay_task is not None:
         await stop_task(relay_task, RELAY_STOP_TIMEOUT_S)
-    returns.stop()
-    await stop_task(returns_task, RELAY_STOP_TIMEOUT_S)
     await stop_task(refresher, 0)
     await flags.aclose()
     await script.aclose()

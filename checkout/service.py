@@ -1,0 +1,178 @@
+"""Regular checkout through the same core as flash sales.
+
+Prices come from the catalog, the stock of every line is reserved all or nothing by one atomic
+Lua call (lua/reserve.lua), and the order goes to the same outbox, relay, queue and writer as a
+flash-sale order, so it inherits the same guarantees: no oversell, no lost and no duplicate
+order. The answer is `202 queued`; the writer turns it into `pending_payment`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import orjson
+from redis.asyncio import Redis
+
+from catalog_api.availability import sellable_skus
+from checkout.cart import MAX_LINE_QTY, CartService
+from checkout.coupons import CouponHook, PricedLine
+from checkout.delivery import Delivery, delivery_fee
+from mall.errors import ApiError, invalid
+from mall.keys import RELAY_GROUP, Keys, make_checkout_order_id
+from mall.lua import Script
+from mall.ports import AddressBook
+
+MAX_LINES = 50
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+
+
+class CheckoutLine(msgspec.Struct, forbid_unknown_fields=True):
+    sku_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=MAX_LINE_QTY)]
+
+
+class InlineAddress(msgspec.Struct, forbid_unknown_fields=True):
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9 -]{5,20}$")]
+    province: Short
+    city: Short
+    line: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    district: Annotated[str, msgspec.Meta(max_length=60)] = ""
+    postal_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z -]{0,12}$")] = ""
+
+
+Lines = Annotated[list[CheckoutLine], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
+
+
+class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
+    items: Lines | None = None
+    address_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
+    address: InlineAddress | None = None
+    delivery: Delivery = "standard"
+    coupon: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+
+
+def fingerprint(req: CheckoutRequest, lines: dict[int, int]) -> str:
+    canonical = msgspec.json.encode([sorted(lines.items()), req.address_id, req.address,
+                                     req.delivery, req.coupon])
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class CheckoutService:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, cart: CartService,
+                 coupons: CouponHook, addresses: AddressBook | None, record_ttl_s: int) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._keys = keys
+        self._cart = cart
+        self._coupons = coupons
+        self._addresses = addresses
+        self._ttl = record_ttl_s
+        self._reserve = Script(redis, "reserve")
+
+    async def prepare(self) -> None:
+        """Make the checkout outbox known to the relay."""
+        outbox = self._keys.checkout.outbox
+        await self._redis.sadd(self._keys.outbox_registry, outbox)
+        try:
+            await self._redis.xgroup_create(outbox, RELAY_GROUP, id="0", mkstream=True)
+        except Exception as exc:  # the group exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def place(self, user_id: str, req: CheckoutRequest, idem_key: str | None
+                    ) -> dict[str, Any]:
+        from_cart = req.items is None
+        lines = await self._lines(user_id, req)
+        address = await self._address(user_id, req)
+        priced, available = await self._price(lines)
+        subtotal = sum(p.unit_price * p.qty for p in priced)
+        discount = 0
+        if req.coupon:
+            discount = min(await self._coupons.discount(user_id, req.coupon, priced, subtotal),
+                           subtotal)
+        fee = delivery_fee(req.delivery, subtotal - discount)
+        order_id = make_checkout_order_id(os.urandom(16).hex())
+        order = {
+            "order_id": order_id, "user_id": user_id, "sale_id": None,
+            "items": [{"sku_id": p.sku_id, "qty": p.qty, "price": p.unit_price} for p in priced],
+            "total": subtotal - discount + fee, "shipping_fee": fee, "discount": discount,
+            "delivery": req.delivery, "address": address, "coupon": req.coupon,
+            "accepted_at_ms": int(time.time() * 1000),
+        }
+        accepted_id, replay = await self._reserve_all(user_id, req, lines, priced, available,
+                                                      order, idem_key)
+        if from_cart and not replay:
+            for p in priced:
+                await self._cart.remove(user_id, p.sku_id)
+        return {"order_id": accepted_id, "status": "queued",
+                **({} if replay else {"total": order["total"], "shipping_fee": fee,
+                                      "discount": discount})}
+
+    async def _lines(self, user_id: str, req: CheckoutRequest) -> dict[int, int]:
+        raw = ([(line.sku_id, line.qty) for line in req.items] if req.items is not None
+               else list((await self._cart.quantities(user_id)).items()))
+        if not raw:
+            raise ApiError(422, "cart_empty", "there is nothing to check out")
+        lines: dict[int, int] = {}
+        for sku_id, qty in raw:
+            lines[sku_id] = lines.get(sku_id, 0) + qty
+        if any(qty > MAX_LINE_QTY for qty in lines.values()):
+            raise invalid(f"at most {MAX_LINE_QTY} units of one SKU per order")
+        return lines
+
+    async def _address(self, user_id: str, req: CheckoutRequest) -> dict[str, Any] | None:
+        if req.address_id is not None and req.address is not None:
+            raise invalid("give either address_id or address, not both")
+        if req.address is not None:
+            return msgspec.to_builtins(req.address)  # type: ignore[no-any-return]
+        if req.address_id is not None:
+            found = await self._addresses.get(user_id, req.address_id) if self._addresses else None
+            if found is None:
+                raise ApiError(404, "not_found", "address not found")
+            return found
+        if req.delivery != "pickup":
+            raise invalid("a shipping address is needed unless delivery is pickup")
+        return None
+
+    async def _price(self, lines: dict[int, int]) -> tuple[list[PricedLine], dict[int, int]]:
+        """The lines priced from the catalog, and the units PostgreSQL says are available."""
+        skus = await sellable_skus(self._pool, list(lines))
+        priced = []
+        for sku_id in sorted(lines):
+            sku = skus.get(sku_id)
+            if sku is None or not sku.published:
+                raise ApiError(409, "not_available", f"SKU {sku_id} cannot be bought",
+                               details={"sku_id": sku_id})
+            priced.append(PricedLine(sku_id, sku.product_id, lines[sku_id], sku.price))
+        return priced, {s: max(info.available, 0) for s, info in skus.items()}
+
+    async def _reserve_all(self, user_id: str, req: CheckoutRequest, lines: dict[int, int],
+                           priced: list[PricedLine], available: dict[int, int],
+                           order: dict[str, Any], idem_key: str | None) -> tuple[str, bool]:
+        keys = self._keys
+        idem = keys.checkout.idempotency(user_id, idem_key) if idem_key else \
+            keys.checkout.idempotency(user_id, "-")
+        script_keys = [idem, keys.checkout.order_view(order["order_id"]), keys.checkout.outbox,
+                       *(keys.sku_stock(p.sku_id) for p in priced)]
+        args: list[Any] = [fingerprint(req, lines) if idem_key else "", order["order_id"],
+                           orjson.dumps(order), self._ttl]
+        for p in priced:
+            args += [p.qty, available.get(p.sku_id, 0)]
+        code, *rest = await self._reserve(script_keys, args)
+        code = int(code)
+        if code in (0, 1):
+            value = rest[0]
+            return (value.decode() if isinstance(value, bytes) else str(value)), code == 1
+        if code == 2:
+            line, left = int(rest[0]), int(rest[1])
+            sku_id = priced[line - 1].sku_id
+            raise ApiError(409, "insufficient_stock", f"only {left} of SKU {sku_id} left",
+                           details={"sku_id": sku_id, "available": left})
+        raise ApiError(422, "idempotency_key_reused",
+                       "this Idempotency-Key was used with a different request body")

@@ -1,0 +1,100 @@
+"""Gives returned units back to Redis, exactly once per order.
+
+`order_writer.stock.record_stock_return` records the return in PostgreSQL in the same
+transaction as the order's cancellation or refund. Every serving process polls those records,
+applies each with lua/release.lua (a flash-sale order) or lua/release_skus.lua (a checkout
+order), whose per-order marker makes a second application a no-op, and then stamps
+`applied_at`. A crash anywhere in between repeats the poll, never the units. As soon as a
+sale's stock is back its sold-out flags clear (seckill/soldout.py), so buyers can buy again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from mall.keys import Keys
+from mall.lua import Script
+from mall.resources import KEYS, PG, REDIS
+
+log = logging.getLogger(__name__)
+
+MARKER_TTL_S = 7 * 86_400
+BATCH = 500
+
+PENDING_RETURNS = """
+SELECT r.order_id, r.sale_id, r.user_id,
+       array_agg(i.sku_id ORDER BY i.sku_id) AS sku_ids,
+       array_agg(i.qty ORDER BY i.sku_id) AS qtys
+FROM stock_returns r JOIN stock_return_items i USING (order_id)
+WHERE r.applied_at IS NULL
+GROUP BY r.order_id, r.sale_id, r.user_id, r.recorded_at
+ORDER BY r.recorded_at
+LIMIT $1
+"""
+MARK_APPLIED = "UPDATE stock_returns SET applied_at = now() WHERE order_id = ANY($1::text[])"
+
+
+class StockReturnApplier:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
+        self._pool = pool
+        self._release = Script(redis, "release")
+        self._release_skus = Script(redis, "release_skus")
+        self._keys = keys
+        self._stopping = asyncio.Event()
+
+    async def apply_pending(self) -> int:
+        rows = await self._pool.fetch(PENDING_RETURNS, BATCH)
+        done = []
+        for row in rows:
+            if await self._apply(row):
+                log.info("returned %d unit(s) of order %s", sum(row["qtys"]), row["order_id"])
+            done.append(row["order_id"])
+        if done:
+            await self._pool.execute(MARK_APPLIED, done)
+        return len(done)
+
+    async def _apply(self, row: asyncpg.Record) -> bool:
+        order_id = row["order_id"]
+        if row["sale_id"] is not None:
+            keys = self._keys.sale(row["sale_id"]).release(order_id)
+            applied, _ = await self._release(keys, [row["user_id"], sum(row["qtys"]),
+                                                    MARKER_TTL_S])
+            return bool(int(applied))
+        keys = [self._keys.checkout.released(order_id),
+                *(self._keys.sku_stock(s) for s in row["sku_ids"])]
+        return bool(int(await self._release_skus(keys, [MARKER_TTL_S, *row["qtys"]])))
+
+    async def run(self, interval_s: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self.apply_pending() == BATCH:
+                    continue
+            except Exception:
+                log.warning("applying stock returns failed; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+POLL_S = 0.2
+STOP_TIMEOUT_S = 5.0
+
+
+async def returns_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every serving process applies pending returns; the markers make that safe."""
+    applier = StockReturnApplier(app[PG], app[REDIS], app[KEYS])
+    task = asyncio.create_task(applier.run(POLL_S))
+    yield
+    applier.stop()
+    done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+    if not done:
+        task.cancel()
