@@ -128,3 +128,39 @@ async def test_poison_messages_are_dead_lettered_and_good_ones_kept(
     assert await pg.fetchval("SELECT count(*) FROM orders WHERE order_id = $1",
                              orphan.order_id) == 0
     assert await sold(pg, sale_id) == 1
+
+
+async def test_checkout_orders_move_sku_counters_once(pg: asyncpg.Pool) -> None:
+    from order_writer.store import OrderItem
+
+    _, sku_a = await insert_sale(pg, stock=1)
+    _, sku_b = await insert_sale(pg, stock=1)
+    await pg.execute("UPDATE skus SET stock = 5 WHERE id = ANY($1::bigint[])", [sku_a, sku_b])
+    base = order(0, sku_a, "shopper")
+    checkout = AcceptedOrder(
+        order_id="co-" + base.order_id[-32:], user_id="shopper", total=2500,
+        accepted_at_ms=base.accepted_at_ms, items=[OrderItem(sku_a, 2, 500),
+                                                   OrderItem(sku_b, 3, 500)],
+        shipping_fee=0, delivery="pickup")
+    async with pg.acquire() as conn:
+        first = await write_orders(conn, [checkout, checkout])
+        again = await write_orders(conn, [checkout])
+    assert first.inserted == [checkout.order_id] and again.inserted == []
+    sold = dict(await pg.fetch("SELECT id, sold FROM skus WHERE id = ANY($1::bigint[])",
+                               [sku_a, sku_b]))
+    assert sold == {sku_a: 2, sku_b: 3}
+    row = await pg.fetchrow("SELECT sale_id, delivery, total FROM orders WHERE order_id = $1",
+                            checkout.order_id)
+    assert (row["sale_id"], row["delivery"], row["total"]) == (None, "pickup", 2500)
+    over = AcceptedOrder(order_id="co-" + "f" * 32, user_id="x", total=1,
+                         accepted_at_ms=base.accepted_at_ms, items=[OrderItem(sku_a, 4, 1)])
+    async with pg.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await write_orders(conn, [over])
+
+
+def test_an_order_without_lines_is_undecodable() -> None:
+    from order_writer.store import decode_orders
+
+    with pytest.raises(msgspec.ValidationError):
+        decode_orders(b'[{"order_id": "x", "user_id": "u", "total": 1, "accepted_at_ms": 1}]')
