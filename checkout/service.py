@@ -57,9 +57,11 @@ class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
     coupon: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
 
 
-def fingerprint(req: CheckoutRequest, lines: dict[int, int]) -> str:
-    canonical = msgspec.json.encode([sorted(lines.items()), req.address_id, req.address,
-                                     req.delivery, req.coupon])
+def fingerprint(req: CheckoutRequest) -> str:
+    """Of the request as sent (a retry from the cart finds the cart already emptied)."""
+    items = sorted((line.sku_id, line.qty) for line in req.items) if req.items else None
+    canonical = msgspec.json.encode([items, req.address_id, req.address, req.delivery,
+                                     req.coupon])
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -87,6 +89,10 @@ class CheckoutService:
 
     async def place(self, user_id: str, req: CheckoutRequest, idem_key: str | None
                     ) -> dict[str, Any]:
+        if idem_key:
+            replayed = await self._replay(user_id, req, idem_key)
+            if replayed is not None:
+                return {"order_id": replayed, "status": "queued"}
         from_cart = req.items is None
         lines = await self._lines(user_id, req)
         address = await self._address(user_id, req)
@@ -113,6 +119,18 @@ class CheckoutService:
         return {"order_id": accepted_id, "status": "queued",
                 **({} if replay else {"total": order["total"], "shipping_fee": fee,
                                       "discount": discount})}
+
+    async def _replay(self, user_id: str, req: CheckoutRequest, idem_key: str) -> str | None:
+        """The order of an earlier accepted request with this key (reserve.lua checks again
+        atomically; this early look lets a retry skip pricing and an emptied cart)."""
+        seen = await self._redis.get(self._keys.checkout.idempotency(user_id, idem_key))
+        if seen is None:
+            return None
+        order_id, _, fp = seen.decode().partition("|")
+        if fp != fingerprint(req):
+            raise ApiError(422, "idempotency_key_reused",
+                           "this Idempotency-Key was used with a different request body")
+        return order_id
 
     async def _lines(self, user_id: str, req: CheckoutRequest) -> dict[int, int]:
         raw = ([(line.sku_id, line.qty) for line in req.items] if req.items is not None
@@ -160,7 +178,7 @@ class CheckoutService:
             keys.checkout.idempotency(user_id, "-")
         script_keys = [idem, keys.checkout.order_view(order["order_id"]), keys.checkout.outbox,
                        *(keys.sku_stock(p.sku_id) for p in priced)]
-        args: list[Any] = [fingerprint(req, lines) if idem_key else "", order["order_id"],
+        args: list[Any] = [fingerprint(req) if idem_key else "", order["order_id"],
                            orjson.dumps(order), self._ttl]
         for p in priced:
             args += [p.qty, available.get(p.sku_id, 0)]

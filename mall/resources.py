@@ -40,7 +40,9 @@ def make_redis(settings: Settings) -> Redis:
 
 async def make_pg_pool(settings: Settings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=settings.pg_pool_max, command_timeout=30
+        settings.database_url, min_size=1, max_size=settings.pg_pool_max, command_timeout=30,
+        # JIT compilation once cost seconds on a search plan; the mall's queries are short.
+        server_settings={"jit": "off"},
     )
 
 

@@ -36,9 +36,14 @@ class NewFlashSale(msgspec.Struct, forbid_unknown_fields=True):
 
 
 RESERVE_SKU_STOCK = """
-UPDATE skus SET stock = stock - $2 WHERE id = $1 AND stock - sold >= $2 RETURNING id
+UPDATE skus s SET stock = s.stock - $2 FROM products p
+WHERE s.id = $1 AND p.id = s.product_id AND p.published AND s.stock - s.sold >= $2
+RETURNING s.id
 """
-SKU_AVAILABLE = "SELECT stock - sold FROM skus WHERE id = $1"
+SKU_AVAILABLE = """
+SELECT s.stock - s.sold AS available, p.published
+FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1
+"""
 RELEASE_SKU_STOCK = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
 INSERT_SALE = """
 INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by)
@@ -73,14 +78,7 @@ class Campaigns:
         async with self._pool.acquire() as conn, conn.transaction():
             reserved = await conn.fetchval(RESERVE_SKU_STOCK, sale.sku_id, sale.stock)
             if reserved is None:
-                available = await conn.fetchval(SKU_AVAILABLE, sale.sku_id)
-                if available is None:
-                    raise not_found("SKU")
-                raise ApiError(
-                    409,
-                    "insufficient_stock",
-                    f"the SKU has {available} units available, fewer than the sale's stock",
-                )
+                raise await self._why_not_reserved(conn, sale)
             sale_id = await conn.fetchval(
                 INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
                 sale.starts_at, sale.ends_at, created_by,
@@ -95,6 +93,18 @@ class Campaigns:
                 await conn.execute(RELEASE_SKU_STOCK, sale.sku_id, sale.stock)
             raise ApiError(503, "unavailable", "the sale could not be created; try again") from None
         return int(sale_id)
+
+    @staticmethod
+    async def _why_not_reserved(conn: asyncpg.Connection, sale: NewFlashSale) -> ApiError:
+        row = await conn.fetchrow(SKU_AVAILABLE, sale.sku_id)
+        if row is None:
+            return not_found("SKU")
+        if not row["published"]:
+            return ApiError(409, "not_published", "the SKU's product is not published")
+        return ApiError(
+            409, "insufficient_stock",
+            f"the SKU has {row['available']} units available, fewer than the sale's stock",
+        )
 
     async def load_into_redis(
         self, sale_id: int, sku_id: int, price: int, remaining: int, per_user_limit: int,

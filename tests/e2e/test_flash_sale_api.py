@@ -226,3 +226,16 @@ async def test_returned_stock_comes_back_exactly_once(
     assert status == 202, again
     status, body = await buy(client, settings, sale["id"], "ret2")
     assert status == 409
+
+
+async def test_no_flash_sale_on_an_unpublished_product(client: TestClient,
+                                                       settings: Settings) -> None:
+    staff = auth(settings, "staff1", "staff")
+    resp = await client.post("/api/v1/admin/products", headers=staff, json={
+        "name": "Draft", "published": False, "skus": [{"price": 100, "stock": 5}]})
+    sku = (await resp.json())["skus"][0]["id"]
+    starts, ends = "2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00"
+    resp = await client.post("/api/v1/admin/flash-sales", headers=staff, json={
+        "sku_id": sku, "price": 1, "stock": 1, "starts_at": starts, "ends_at": ends})
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "not_published"

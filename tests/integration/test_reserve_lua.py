@@ -82,7 +82,7 @@ async def test_overlapping_baskets_never_oversell_or_hold_partially(
     start = {s: 40 for s in pool_skus}
     pipe = ScriptPipe(settings.redis_url, read_script("reserve"))
     baskets = []
-    for i in range(1500):
+    for _ in range(1500):
         chosen = random.sample(pool_skus, random.randint(1, 4))
         baskets.append([(s, random.randint(1, 3), start[s]) for s in sorted(chosen)])
     try:

@@ -1,0 +1,114 @@
+"""`GET /products/{id}`: the product detail, from the Redis cache or PostgreSQL.
+
+Customers and anonymous callers see published products only; staff see every product.
+The body carries a strong ETag (a hash of its bytes); `If-None-Match` answers 304.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from catalog_api import cache
+from catalog_api.http import CATALOG_KEYS, caller_is_staff, path_id
+from mall.errors import not_found
+from mall.openapi import api_doc
+from mall.resources import PG, REDIS, SETTINGS
+
+SELECT_PRODUCT = """
+SELECT id, name, description, category_id, tags, image_urls, published, min_price,
+       created_at, updated_at
+FROM products WHERE id = $1
+"""
+SELECT_SKUS = """
+SELECT id, price, stock - sold AS available, attributes::text AS attributes
+FROM skus WHERE product_id = $1 ORDER BY id
+"""
+CATEGORY_PATH = """
+WITH RECURSIVE up AS (
+    SELECT id, parent_id, name, 0 AS depth FROM categories WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id, c.name, up.depth + 1
+    FROM categories c JOIN up ON c.id = up.parent_id
+    WHERE up.depth < 100
+)
+SELECT id, name FROM up ORDER BY depth DESC
+"""
+
+
+async def load_detail(pool: asyncpg.Pool, product_id: int) -> cache.CachedDetail | None:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                         readonly=True):
+        product = await conn.fetchrow(SELECT_PRODUCT, product_id)
+        if product is None:
+            return None
+        skus = await conn.fetch(SELECT_SKUS, product_id)
+        path = []
+        if product["category_id"] is not None:
+            path = [{"id": r["id"], "name": r["name"]}
+                    for r in await conn.fetch(CATEGORY_PATH, product["category_id"])]
+    body = orjson.dumps(_view(product, skus, path))
+    return cache.CachedDetail(body, cache.etag_of(body), product["published"])
+
+
+def _view(product: asyncpg.Record, skus: list[asyncpg.Record],
+          path: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": product["id"], "name": product["name"], "description": product["description"],
+        "category": ({"id": product["category_id"], "path": path}
+                     if product["category_id"] is not None else None),
+        "tags": list(product["tags"]), "image_urls": list(product["image_urls"]),
+        "published": product["published"], "price_from": product["min_price"],
+        "currency": "CNY",
+        "skus": [{"id": s["id"], "price": s["price"], "available": s["available"],
+                  "attributes": orjson.loads(s["attributes"])} for s in skus],
+        "created_at": product["created_at"].isoformat(),
+        "updated_at": product["updated_at"].isoformat(),
+    }
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+async def product_detail(app: web.Application, product_id: int) -> cache.CachedDetail | None:
+    redis, keys = app[REDIS], app[CATALOG_KEYS]
+    found = await cache.lookup(redis, keys, product_id)
+    if found.entry is not None:
+        return found.entry
+    detail = await load_detail(app[PG], product_id)
+    if detail is not None:
+        await cache.store(redis, keys, product_id, found.generation, detail,
+                          app[SETTINGS].product_cache_ttl_s)
+    return detail
+
+
+@api_doc(
+    summary="A product with its SKUs, available units and category path", tag="catalog",
+    responses={200: "{id, name, description, category: {id, path: [{id, name}]}, tags, "
+                    "image_urls, published, price_from, currency, skus: [{id, price, "
+                    "available, attributes}], created_at, updated_at}; ETag header",
+               304: "not modified (If-None-Match matched the ETag)"},
+    errors={401: "unauthorized (a token was sent and is not valid)",
+            404: "not_found (also for unpublished products, except for staff)"},
+)
+async def get_product(request: web.Request) -> web.Response:
+    product_id = path_id(request, "product_id", "product")
+    is_staff = caller_is_staff(request)
+    detail = await product_detail(request.app, product_id)
+    if detail is None or (not detail.published and not is_staff):
+        raise not_found("product")
+    headers = {"ETag": detail.etag, "Cache-Control": "no-cache"}
+    if _matches(request.headers.get("If-None-Match"), detail.etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=detail.body, content_type="application/json", headers=headers)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/products/{product_id}", get_product)

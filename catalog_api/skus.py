@@ -1,0 +1,156 @@
+"""Staff routes on SKUs: add one to a product, change its price or regular-sale stock.
+
+Lock order: a SKU row before its product row (the min-price trigger on `skus` takes the
+product row after the SKU, so every catalog write follows that order too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+from msgspec import UNSET
+from redis.asyncio import Redis
+
+from catalog_api import cache
+from catalog_api.changes import Change, record
+from catalog_api.http import CATALOG_KEYS, idempotent_create, path_id, staff
+from catalog_api.models import NewSku, SkuEdit, clean_attributes
+from catalog_api.products import INSERT_SKUS, sku_view
+from mall.errors import ApiError, decode_body, json_response, not_found
+from mall.keys import Keys
+from mall.lua import Script
+from mall.openapi import api_doc
+from mall.resources import KEYS, PG, REDIS, SETTINGS
+
+PRODUCT_EXISTS = "SELECT 1 FROM products WHERE id = $1"
+SELECT_SKU_FOR_UPDATE = """
+SELECT id, product_id, price, stock, sold, attributes::text AS attributes
+FROM skus WHERE id = $1 FOR UPDATE
+"""
+UPDATE_SKU = """
+UPDATE skus SET price = $2, stock = $3 WHERE id = $1
+RETURNING id, product_id, price, stock, sold, attributes::text AS attributes
+"""
+TOUCH_PRODUCT = "UPDATE products SET updated_at = now() WHERE id = $1"
+
+
+async def add_sku(pool: asyncpg.Pool, product_id: int, sku: NewSku,
+                  actor: str) -> dict[str, Any]:
+    attributes = orjson.dumps(clean_attributes(sku.attributes)).decode()
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(PRODUCT_EXISTS, product_id) is None:
+            raise not_found("product")
+        row = await conn.fetchrow(INSERT_SKUS, product_id, [sku.price], [sku.stock],
+                                  [attributes])
+        view = sku_view(row)
+        await conn.execute(TOUCH_PRODUCT, product_id)
+        await record(conn, actor, [Change(product_id, "sku_added", None, view,
+                                          sku_id=view["id"])])
+    return {"product_id": product_id, **view}
+
+
+async def edit_sku(pool: asyncpg.Pool, sku_id: int, edit: SkuEdit, actor: str,
+                   mirror: StockMirror) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow(SELECT_SKU_FOR_UPDATE, sku_id)
+        if current is None:
+            raise not_found("SKU")
+        price = current["price"] if edit.price is UNSET else edit.price
+        stock = current["stock"] if edit.stock is UNSET else edit.stock
+        if stock < current["sold"]:
+            raise ApiError(409, "stock_below_sold",
+                           f"{current['sold']} units are already sold; stock cannot be lower",
+                           details={"sold": current["sold"]})
+        product_id = current["product_id"]
+        changes = [Change(product_id, field, current[field], value, sku_id=sku_id)
+                   for field, value in (("price", price), ("stock", stock))
+                   if current[field] != value]
+        row = current
+        delta = stock - current["stock"]
+        if changes:
+            # Units taken away leave Redis first (refused if orders in flight hold them); units
+            # added reach Redis after the commit. Either way Redis never offers more than
+            # PostgreSQL will accept.
+            if delta < 0:
+                await mirror.take(sku_id, -delta)
+            try:
+                row = await conn.fetchrow(UPDATE_SKU, sku_id, price, stock)
+                await conn.execute(TOUCH_PRODUCT, product_id)
+                await record(conn, actor, changes)
+            except BaseException:
+                if delta < 0:
+                    await mirror.give(sku_id, -delta)
+                raise
+    if delta > 0:
+        await mirror.give(sku_id, delta)
+    return {**sku_view(row), "product_id": product_id, "sold": row["sold"],
+            "available": row["stock"] - row["sold"]}
+
+
+class StockMirror:
+    """Keeps checkout's sellable stock in Redis in step with staff changes of SKU stock."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._script = Script(redis, "adjust_stock")
+        self._keys = keys
+
+    async def take(self, sku_id: int, units: int) -> None:
+        code, now = await self._script([self._keys.sku_stock(sku_id)], [-units])
+        if int(code) == 1:
+            raise ApiError(409, "stock_in_flight",
+                           f"only {int(now)} units are free; the rest are held by orders "
+                           "being placed", details={"free": int(now)})
+
+    async def give(self, sku_id: int, units: int) -> None:
+        await self._script([self._keys.sku_stock(sku_id)], [units])
+
+
+async def _invalidate(request: web.Request, product_id: int) -> None:
+    app = request.app
+    await cache.invalidate(app[REDIS], app[CATALOG_KEYS], [product_id],
+                           app[SETTINGS].product_cache_ttl_s)
+
+
+@api_doc(
+    summary="Add a SKU to a product", tag="catalog-admin", request=NewSku, idempotent=True,
+    roles=("staff", "admin"), responses={201: "{id, product_id, price, stock, attributes}"},
+    errors={401: "unauthorized", 403: "forbidden", 404: "not_found",
+            409: "idempotency_in_progress", 422: "invalid_request, idempotency_key_reused"},
+)
+async def post_sku(request: web.Request) -> web.Response:
+    principal = staff(request)
+    product_id = path_id(request, "product_id", "product")
+    body = await request.read()
+    sku = decode_body(body, NewSku)
+
+    async def run() -> web.Response:
+        view = await add_sku(request.app[PG], product_id, sku, principal.user_id)
+        await _invalidate(request, product_id)
+        return json_response(view, status=201)
+
+    return await idempotent_create(request, f"skus:{product_id}", principal.user_id, body, run)
+
+
+@api_doc(
+    summary="Change a SKU's price and/or its units allotted to regular sale",
+    tag="catalog-admin", request=SkuEdit, roles=("staff", "admin"),
+    responses={200: "{id, product_id, price, stock, sold, available, attributes}"},
+    errors={401: "unauthorized", 403: "forbidden", 404: "not_found",
+            409: "stock_below_sold, stock_in_flight", 422: "invalid_request"},
+)
+async def patch_sku(request: web.Request) -> web.Response:
+    principal = staff(request)
+    sku_id = path_id(request, "sku_id", "SKU")
+    edit = decode_body(await request.read(), SkuEdit)
+    mirror = StockMirror(request.app[REDIS], request.app[KEYS])
+    view = await edit_sku(request.app[PG], sku_id, edit, principal.user_id, mirror)
+    await _invalidate(request, view["product_id"])
+    return json_response(view)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/admin/products/{product_id}/skus", post_sku)
+    app.router.add_patch("/api/v1/admin/skus/{sku_id}", patch_sku)
