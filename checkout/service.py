@@ -37,7 +37,7 @@ class CheckoutLine(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class InlineAddress(msgspec.Struct, forbid_unknown_fields=True):
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
     phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9 -]{5,20}$")]
     province: Short
     city: Short

@@ -169,3 +169,31 @@ async def test_staff_stock_changes_reach_checkout_stock(client: TestClient, sett
     assert int(await redis.get(key)) == 10
     resp = await client.patch(f"/api/v1/admin/skus/{a}", headers=staff, json={"stock": 5})
     assert resp.status == 200 and int(await redis.get(key)) == 1
+
+
+async def test_checkout_to_a_saved_address_and_not_to_someone_elses(
+    client: TestClient, settings: Settings
+) -> None:
+    from tests.e2e.accounts_helpers import bearer, register
+
+    _, (a,) = await product(client, settings, [(20000, 5)])
+    owner = await register(client)
+    other = await register(client)
+    owner_auth = bearer(owner["tokens"]["access_token"])
+    resp = await client.post("/api/v1/me/addresses", headers=owner_auth,
+                             json={"recipient": "李四", "phone": "+8613900139000",
+                                   "province": "北京", "city": "北京", "district": "朝阳",
+                                   "line": "建国路 2 号"})
+    assert resp.status == 201, await resp.text()
+    address_id = (await resp.json())["id"]
+    body = {"items": [{"sku_id": a, "qty": 1}], "address_id": address_id}
+    resp = await client.post("/api/v1/checkout", json=body,
+                             headers=bearer(other["tokens"]["access_token"]))
+    assert resp.status == 404
+    resp = await client.post("/api/v1/checkout", json=body,
+                             headers=bearer(owner["tokens"]["access_token"]))
+    assert resp.status == 202, await resp.text()
+    placed = await resp.json()
+    assert placed["shipping_fee"] == 0  # standard delivery is free from 99.00
+    order = await wait_persisted(client, settings, owner["user"]["user_id"], placed["order_id"])
+    assert order["total"] == 20000
