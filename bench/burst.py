@@ -105,6 +105,20 @@ async def wait_persisted(session: aiohttp.ClientSession, base: str, staff: str,
     return len(order_ids) - len(pending), time.perf_counter() - started
 
 
+async def browse(base: str) -> None:
+    """A glance at the catalog, as a storefront would show it."""
+    async with aiohttp.ClientSession() as session:
+        for query in ("手机", "phone"):
+            status, page = await _json(session, "GET", f"{base}/api/v1/products",
+                                       params={"q": query, "limit": "3"})
+            if status != 200:
+                click.echo(f"search {query!r} answered {status}")
+                continue
+            names = ", ".join(f"{p['name']} (from {p['price_from'] / 100:.2f})"
+                              for p in page["items"]) or "nothing"
+            click.echo(f"search {query!r:<9} {names}")
+
+
 async def run(base: str, stock: int, users: int, clicks: int, limit: int, concurrency: int,
               deadline_s: float) -> int:
     secret = Settings.from_env().jwt_secret
@@ -131,6 +145,7 @@ async def run(base: str, stock: int, users: int, clicks: int, limit: int, concur
     click.echo(f"sold out        {outcomes.get('sold_out', 0)} answers")
     click.echo(f"persisted       {persisted} of {len(accepted)} in PostgreSQL "
                f"(all within {lag:.2f}s of the burst's end)")
+    await browse(base)
     ok = (len(accepted) == len(set(accepted)) == stock - sale["remaining"] <= stock
           and persisted == len(accepted)
           and not any(k.startswith("error") for k in outcomes))

@@ -116,6 +116,23 @@ export MALL_DATABASE_URL=${MALL_DATABASE_URL:-postgresql://postgres@127.0.0.1:54
 say "migrating $MALL_DATABASE_URL"
 "$VENV/bin/mall" migrate
 
+# A catalog to browse, seeded once per demo database.
+products=$("$VENV/bin/python" - <<'EOF'
+import asyncio, os, asyncpg
+async def count():
+    conn = await asyncpg.connect(os.environ["MALL_DATABASE_URL"])
+    try:
+        print(await conn.fetchval("SELECT count(*) FROM products"))
+    finally:
+        await conn.close()
+asyncio.run(count())
+EOF
+)
+if ((products < 500)); then
+    say "seeding a catalog of 1,000 products"
+    "$VENV/bin/python" -m bench.catalog_seed --products 1000 --seed 7
+fi
+
 # --- ports -------------------------------------------------------------------------------
 
 if [[ -n ${MALL_DEMO_PORT:-} ]]; then
