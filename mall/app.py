@@ -17,6 +17,7 @@ from mall.keys import Keys
 from mall.openapi import api_doc, openapi_handler
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER, pg_ctx, redis_ctx
 from mall.settings import Settings
+from order_writer import routes as order_routes
 from order_writer import views
 from order_writer.returns import returns_ctx
 from seckill import http as seckill_http
@@ -80,5 +81,6 @@ def create_app(settings: Settings) -> web.Application:
     accounts.setup(app)
     checkout.setup(app)
     views.setup_routes(app)
+    order_routes.setup(app)
     app.cleanup_ctx.append(returns_ctx)
     return app

@@ -22,6 +22,7 @@ from mall.resources import KEYS, PG, REDIS, VERIFIER
 
 SELECT_ORDER = """
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
+       o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
        coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
                 ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
@@ -30,6 +31,7 @@ GROUP BY o.order_id
 """
 LIST_ORDERS = """
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
+       o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
        coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
                 ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
@@ -56,7 +58,16 @@ def _row_view(row: asyncpg.Record) -> dict[str, Any]:
         "total": row["total"],
         "currency": row["currency"],
         "created_at": row["created_at"].astimezone(UTC).isoformat(),
+        "paid_at": _iso(row["paid_at"]),
+        "shipment": None if row["shipped_at"] is None else {
+            "carrier": row["carrier"], "tracking_number": row["tracking_number"],
+            "shipped_at": _iso(row["shipped_at"]), "delivered_at": _iso(row["delivered_at"]),
+        },
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +81,8 @@ def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
         "total": order["total"],
         "currency": "CNY",
         "created_at": created.isoformat(),
+        "paid_at": None,
+        "shipment": None,
     }
 
 
@@ -80,7 +93,8 @@ def _may_read(principal: Principal, owner: str) -> bool:
 @api_doc(
     summary="One order, for its owner or staff", tag="orders",
     roles=("customer", "member", "staff", "admin"),
-    responses={200: "{order_id, status, sale_id, items, total, currency, created_at}"},
+    responses={200: "{order_id, status, sale_id, items, total, currency, created_at, paid_at,"
+                    " shipment: {carrier, tracking_number, shipped_at, delivered_at} | null}"},
     errors={401: "unauthorized", 404: "not_found"},
 )
 async def get_order(request: web.Request) -> web.Response:

@@ -1,0 +1,20 @@
+DROP TABLE after_sales_requests;
+DROP TABLE refunds;
+DROP TRIGGER orders_record_persisted ON orders;
+DROP FUNCTION order_history_record_persisted();
+DROP TABLE order_history;
+DROP FUNCTION order_history_is_append_only();
+DROP INDEX orders_awaiting_payment;
+DROP INDEX orders_status_newest;
+DROP INDEX orders_newest;
+ALTER TABLE orders
+    DROP CONSTRAINT orders_status_known,
+    DROP COLUMN closed_at,
+    DROP COLUMN delivered_at,
+    DROP COLUMN shipped_at,
+    DROP COLUMN tracking_number,
+    DROP COLUMN carrier,
+    DROP COLUMN paid_amount,
+    DROP COLUMN payment_ref,
+    DROP COLUMN payment_provider,
+    DROP COLUMN paid_at;
