@@ -197,3 +197,30 @@ async def test_checkout_to_a_saved_address_and_not_to_someone_elses(
     assert placed["shipping_fee"] == 0  # standard delivery is free from 99.00
     order = await wait_persisted(client, settings, owner["user"]["user_id"], placed["order_id"])
     assert order["total"] == 20000
+
+
+async def test_cancelled_checkout_gives_its_units_back_once(
+    client: TestClient, settings: Settings, pg: asyncpg.Pool, redis: Redis
+) -> None:
+    _, (a, b) = await product(client, settings, [(100, 3), (200, 3)])
+    h = auth(settings, "changed-mind")
+    resp = await client.post("/api/v1/checkout", headers=h, json={
+        "items": [{"sku_id": a, "qty": 3}, {"sku_id": b, "qty": 1}], "delivery": "pickup"})
+    order_id = (await resp.json())["order_id"]
+    await wait_persisted(client, settings, "changed-mind", order_id)
+    keys = Keys(settings.namespace)
+    assert int(await redis.get(keys.sku_stock(a))) == 0
+    cancels = await asyncio.gather(*(client.post(f"/api/v1/orders/{order_id}/cancel",
+                                                 headers=h) for _ in range(3)))
+    assert sorted(r.status for r in cancels) == [200, 409, 409]
+    for _ in range(100):
+        if int(await redis.get(keys.sku_stock(a))) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert int(await redis.get(keys.sku_stock(a))) == 3
+    assert int(await redis.get(keys.sku_stock(b))) == 2 + 1
+    sold = dict(await pg.fetch("SELECT id, sold FROM skus WHERE id = ANY($1::bigint[])", [a, b]))
+    assert sold == {a: 0, b: 0}
+    resp = await client.post("/api/v1/checkout", headers=auth(settings, "next-buyer"), json={
+        "items": [{"sku_id": a, "qty": 3}], "delivery": "pickup"})
+    assert resp.status == 202
