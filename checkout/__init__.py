@@ -3,8 +3,10 @@
 from aiohttp import web
 
 from checkout import http
+from checkout.payments import http as payments_http
 
 
 def setup(app: web.Application) -> None:
-    """Register the cart and checkout routes on the app."""
+    """Register the cart, checkout and payment routes on the app."""
     http.setup(app)
+    payments_http.setup(app)

@@ -28,6 +28,9 @@ REFUND_RETRY_S = 60.0
 CLAIM_OVERDUE = """
 SELECT order_id FROM orders
 WHERE status = 'pending_payment' AND created_at < now() - make_interval(secs => $1)
+  -- cash on delivery is paid when the parcel arrives, not within the deadline
+  AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = orders.order_id
+                  AND p.provider = 'cod' AND p.status = 'created')
 ORDER BY created_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED

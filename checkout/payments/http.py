@@ -24,6 +24,7 @@ from mall.errors import ApiError, decode_body, json_response, not_found
 from mall.idempotency import idempotency_key, replay_or_run
 from mall.openapi import api_doc
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from order_writer.lifecycle import REFUNDER
 
 PAYMENTS = web.AppKey("payments", PaymentService)
 CALLBACKS = web.AppKey("payment_callbacks", CallbackHandler)
@@ -188,6 +189,8 @@ async def payments_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PAYMENTS_CONFIG] = config
     app[HTTP_SESSION] = session
     app[PAYMENTS_REFUNDER] = refunder
+    # Cancellations, the payment deadline and after-sales refund through the real providers.
+    app[REFUNDER] = refunder
     app[PAYMENTS] = PaymentService(pool, providers, refunder)
     app[CALLBACKS] = CallbackHandler(pool, refunder)
     yield

@@ -128,8 +128,12 @@ async def test_cancel_returns_stock_once_even_when_two_cancels_race(
 async def test_cancelling_a_paid_order_refunds_it(api: TestClient, settings: Settings,
                                                   pg: asyncpg.Pool) -> None:
     order = await make_order(pg, "pending_payment", qty=1)
-    await record_payment(pg, ImmediateRefunder(pg), order.order_id, order.total, "wx", "w-1",
-                         "system")
+    # Paid through the sandbox provider, so the refund has a payment to go back through.
+    await pg.execute("INSERT INTO payments (id, order_id, user_id, provider, amount, status)"
+                     " VALUES ($1, $2, $3, 'sandbox', $4, 'succeeded')",
+                     f"pay-{order.order_id[-20:]}", order.order_id, order.user_id, order.total)
+    await record_payment(pg, ImmediateRefunder(pg), order.order_id, order.total, "sandbox",
+                         f"pay-{order.order_id[-20:]}", "system")
     status, body = await call(api, settings, "POST", f"/api/v1/orders/{order.order_id}/cancel",
                               order.user_id)
     assert status == 200 and body["previous_status"] == "paid"

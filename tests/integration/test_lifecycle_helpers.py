@@ -25,6 +25,9 @@ class MadeOrder:
     total: int
 
 
+PAID_STATUSES = {"paid", "shipped", "delivered", "completed"}
+
+
 async def make_order(pg: asyncpg.Pool, status: str = "pending_payment", qty: int = 2,
                      price: int = 500, age_s: float = 0.0, user: str | None = None,
                      sale: tuple[int, int] | None = None) -> MadeOrder:
@@ -42,6 +45,17 @@ async def make_order(pg: asyncpg.Pool, status: str = "pending_payment", qty: int
         if status != "pending_payment":
             await conn.execute("UPDATE orders SET status = $2 WHERE order_id = $1",
                                accepted.order_id, status)
+        if status in PAID_STATUSES:
+            # Paid through the sandbox provider, so refunds have a payment to go back through.
+            payment_id = f"pay{uuid.uuid4().hex[:20]}"
+            await conn.execute(
+                "INSERT INTO payments (id, order_id, user_id, provider, amount, status)"
+                " VALUES ($1, $2, $3, 'sandbox', $4, 'succeeded')",
+                payment_id, accepted.order_id, user_id, price * qty)
+            await conn.execute(
+                "UPDATE orders SET payment_provider = 'sandbox', payment_ref = $2,"
+                " paid_amount = $3, paid_at = now() WHERE order_id = $1",
+                accepted.order_id, payment_id, price * qty)
     return MadeOrder(accepted.order_id, user_id, sale_id, sku_id, qty, price * qty)
 
 

@@ -75,3 +75,17 @@ async def test_a_refund_the_provider_failed_is_offered_again(pg: asyncpg.Pool) -
     attempts = await pg.fetchval("SELECT attempts FROM refunds WHERE order_id = $1",
                                  order.order_id)
     assert attempts == 1
+
+
+async def test_cash_on_delivery_orders_wait_for_the_parcel(pg: asyncpg.Pool) -> None:
+    """An overdue order paid by cash on delivery is not cancelled; a plain overdue one is."""
+    from order_writer.timeouts import sweep_once
+
+    cod = await make_order(pg, "pending_payment", age_s=2 * DAY_S)
+    plain = await make_order(pg, "pending_payment", age_s=2 * DAY_S)
+    await pg.execute("INSERT INTO payments (id, order_id, user_id, provider, amount)"
+                     " VALUES ($1, $2, $3, 'cod', $4)",
+                     f"cod-{cod.order_id[-20:]}", cod.order_id, cod.user_id, cod.total)
+    await sweep_once(pg, DAY_S, limit=10_000)
+    assert await status_of(pg, cod.order_id) == "pending_payment"
+    assert await status_of(pg, plain.order_id) == "cancelled"

@@ -1,0 +1,3 @@
+DROP TABLE payment_events;
+DROP FUNCTION payment_events_are_append_only();
+DROP TABLE payments;
