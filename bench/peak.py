@@ -30,7 +30,7 @@ from bench.report import write_reports
 from bench.wrk_runner import WrkResult, run_wrk
 from mall.auth import issue_token
 from mall.keys import Keys
-from mall.migrate import migrate
+from mall.migrate import drop_database, migrate
 from mall.namespace import drop_namespace
 from mall.settings import Settings
 
@@ -195,8 +195,10 @@ def issue_tokens(settings: Settings, count: int) -> Path:
 def bench_settings() -> Settings:
     base = Settings.from_env()
     url = base.database_url.rsplit("/", 1)[0] + "/mall_bench"
+    # Bench orders are never paid: a deadline inside the run would have the sweeper cancel
+    # them under the load being measured.
     return base.with_(database_url=url, namespace=f"bench_{int(time.time())}",
-                      writer_metrics_port=0)
+                      writer_metrics_port=0, payment_timeout_s=7 * 86_400)
 
 
 @click.command()
@@ -209,6 +211,8 @@ def bench_settings() -> Settings:
               help="Append the figures to bench/RESULTS.md.")
 def main(seconds: float, connections: int, workers_list: str, users: int, record: bool) -> None:
     settings = bench_settings()
+    # A fresh database each run, so earlier runs' orders weigh on nothing.
+    asyncio.run(drop_database(settings.database_url))
     asyncio.run(migrate(settings.database_url))
     tokens = issue_tokens(settings, users)
     runs = []

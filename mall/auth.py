@@ -17,11 +17,11 @@ import jwt
 from aiohttp import web
 
 from mall.errors import ApiError
+from mall.hs256 import ExpiredToken, InvalidToken, verify_hs256
 
 ROLES: Final = ("customer", "member", "staff", "admin")
 STAFF_ROLES: Final = frozenset({"staff", "admin"})
 _SUB_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ALGORITHMS: Final = ["HS256"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def unauthorized(message: str) -> ApiError:
 
 class TokenVerifier:
     def __init__(self, secret: str, cache_size: int = 50_000) -> None:
-        self._secret = secret
+        self._secret_bytes = secret.encode()
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._cache_size = cache_size
 
@@ -68,15 +68,10 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> Principal:
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=_ALGORITHMS,
-                options={"require": ["exp", "sub", "role"]},
-            )
-        except jwt.ExpiredSignatureError:
+            claims = verify_hs256(token, self._secret_bytes)
+        except ExpiredToken:
             raise unauthorized("token has expired") from None
-        except jwt.PyJWTError:
+        except InvalidToken:
             raise unauthorized("invalid token") from None
         sub, role = claims.get("sub"), claims.get("role")
         if not isinstance(sub, str) or not _SUB_RE.match(sub):
