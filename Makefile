@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test soak demo bench lint clean
+	test test-tools soak demo bench lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -89,7 +89,11 @@ migrate: install services
 
 # --- Running -----------------------------------------------------------------------------
 
-test: install services
+# Prometheus runs in the dashboard test (Debian's package; nothing else uses it).
+test-tools:
+	@command -v prometheus >/dev/null 2>&1 || { $(call apt_install,prometheus); }
+
+test: install services test-tools
 	$(PY) -m pytest -q -m "not soak" $(PYTEST_ARGS) $(TESTS)
 
 soak: install services

@@ -61,7 +61,8 @@ async def _amqp_probe(settings: Settings) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[metrics.metrics_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[KEYS] = Keys(settings.namespace)

@@ -7,16 +7,22 @@ worker answers a scrape reports the sum over all of them.
 from __future__ import annotations
 
 import os
+import time
 
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
     disable_created_metrics,
     generate_latest,
     multiprocess,
 )
+
+from mall.errors import Handler
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 disable_created_metrics()  # the *_created series only add noise to every dashboard
@@ -26,6 +32,47 @@ FAST_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+HTTP_REQUESTS = Counter(
+    "mall_http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "mall_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["route"],
+    buckets=FAST_BUCKETS,
+)
+PG_POOL_CONNECTIONS = Gauge(
+    "mall_pg_pool_connections",
+    "PostgreSQL connections held by the serving processes' pools, by state.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = _route(request)
+        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+        HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
 
 
 def render_metrics() -> bytes:

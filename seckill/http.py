@@ -21,11 +21,13 @@ from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequ
 from seckill.campaigns import Campaigns, NewFlashSale
 from seckill.relay import OutboxRelay
 from seckill.soldout import SoldOutFlags
+from seckill.stats import SaleStats
 
 ADMISSION = web.AppKey("admission", AdmissionService)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 MAX_QTY = 1000
 RELAY_STOP_TIMEOUT_S = 5.0
+STATS_INTERVAL_S = 2.0
 
 
 class PurchaseBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,12 +102,16 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
     app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)
     refresher = asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))
+    stats = SaleStats(app[PG], redis, keys)
+    stats_task = asyncio.create_task(stats.run(STATS_INTERVAL_S))
     relay = OutboxRelay(redis, keys, settings)
     relay_task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
     yield
     relay.stop()
     if relay_task is not None:
         await stop_task(relay_task, RELAY_STOP_TIMEOUT_S)
+    stats.stop()
+    await stop_task(stats_task, RELAY_STOP_TIMEOUT_S)
     await stop_task(refresher, 0)
     await flags.aclose()
     await script.aclose()

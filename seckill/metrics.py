@@ -35,3 +35,27 @@ RELAY_FAILURES = Counter(
     "mall_relay_publish_failures_total",
     "Publish attempts that got no confirm; the entries stay pending and are retried.",
 )
+ORDERS_QUEUE_DEPTH = Gauge(
+    "mall_orders_queue_depth",
+    "Messages (each several orders) waiting in RabbitMQ for the writer.",
+    multiprocess_mode="mostrecent",
+)
+SALE_REMAINING = Gauge(
+    "mall_flash_sale_remaining_units",
+    "Units of a live flash sale still sellable in Redis.",
+    ["sale_id"],
+    multiprocess_mode="mostrecent",
+)
+SALE_ACCEPTED = Gauge(
+    "mall_flash_sale_accepted_units",
+    "Units of a live flash sale accepted in Redis (initial stock minus remaining).",
+    ["sale_id"],
+    multiprocess_mode="mostrecent",
+)
+SALE_PERSISTED = Gauge(
+    "mall_flash_sale_persisted_units",
+    "Units of a live flash sale sold in PostgreSQL; accepted minus persisted is in flight "
+    "and must settle to zero.",
+    ["sale_id"],
+    multiprocess_mode="mostrecent",
+)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 
 import aio_pika
-from aio_pika.abc import AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractExchange
 from redis.asyncio import Redis
 
 from mall.keys import RELAY_GROUP, Keys
@@ -55,6 +55,7 @@ class OutboxRelay:
         self._claimed_at: dict[str, float] = {}
         self._own_pending: set[str] = set()
         self._stopping = asyncio.Event()
+        self._channel: AbstractChannel | None = None
 
     def stop(self) -> None:
         """Finish the pass under way and return from run().
@@ -72,6 +73,7 @@ class OutboxRelay:
                 async with connection:
                     channel = await connection.channel(publisher_confirms=True)
                     exchange, _, _ = await self._topology.declare(channel)
+                    self._channel = channel
                     backoff = 0.1
                     await self._pump(exchange)
             except asyncio.CancelledError:
@@ -107,6 +109,7 @@ class OutboxRelay:
         now = time.monotonic()
         if now - self._streams_at < REGISTRY_REFRESH_S and self._streams:
             return
+        await self._measure_queue()
         members = await self._redis.smembers(self._keys.outbox_registry)
         self._streams = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
         self._streams_at = now
@@ -118,6 +121,13 @@ class OutboxRelay:
             metrics.OUTBOX_BACKLOG.set(sum(int(n) for n in lengths))
         else:
             metrics.OUTBOX_BACKLOG.set(0)
+
+    async def _measure_queue(self) -> None:
+        if self._channel is None:
+            return
+        declared = await self._channel.declare_queue(self._topology.orders_queue, passive=True)
+        depth = declared.declaration_result.message_count
+        metrics.ORDERS_QUEUE_DEPTH.set(depth or 0)
 
     async def _next_entries(self, stream: str) -> list[Entry]:
         count = self._settings.relay_batch
