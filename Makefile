@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test test-tools soak demo bench lint clean
+	test test-tools soak demo bench locust lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -31,6 +31,7 @@ help:
 	@echo "  soak             run the soak tests only"
 	@echo "  demo             run the mall here and send it a burst of orders (DEMO_ARGS=...)"
 	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
+	@echo "  locust           a bounded promotion-day run in Locust (LOCUST_ARGS=...)"
 	@echo "  lint             ruff check"
 	@echo "  clean            remove run files and caches (keeps .venv)"
 	@echo "Variables: PYTEST_ARGS='-k name -x' (test, soak), TESTS=tests/unit (test, soak)"
@@ -106,6 +107,11 @@ demo: install
 bench: install-bench services
 	@command -v wrk >/dev/null 2>&1 || { $(call apt_install,wrk); }
 	$(PY) -m bench.peak $(BENCH_ARGS)
+
+# A promotion day in Locust (browsing, polling, the flash-sale start, cart, checkout, payment),
+# headless and bounded: LOCUST_ARGS="--users 50 --seconds 30".
+locust: install-bench services
+	$(PY) -m bench.locust_run $(LOCUST_ARGS)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \
