@@ -15,9 +15,8 @@ from accounts.models import (
 from accounts.resources import AUTH
 from accounts.service import registration_login
 from mall.errors import decode_body, json_response
-from mall.idempotency import idempotency_key, replay_or_run
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.resources import KEYS, REDIS
 
 # A replayed sign-up answer holds a token pair: keep it only as long as a client may retry.
 REGISTER_REPLAY_TTL_S = 600
@@ -42,15 +41,12 @@ async def register(request: web.Request) -> web.Response:
     raw = await request.read()
     body = decode_body(raw, RegisterBody)
     login = registration_login(body)
-    key = idempotency_key(request)
-    record = (app[KEYS].idempotency_record("accounts-register", digest(login.value), key)
-              if key else None)
-
     async def run() -> web.Response:
         session = await app[AUTH].register(body, login)
         return json_response(session.view(), status=201)
 
-    return await replay_or_run(app[REDIS], record, raw, REGISTER_REPLAY_TTL_S, run)
+    return await idempotent(request, "accounts-register", digest(login.value), raw, run,
+                            ttl_s=REGISTER_REPLAY_TTL_S)
 
 
 @api_doc(

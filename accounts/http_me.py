@@ -12,9 +12,10 @@ from accounts import addresses
 from accounts.models import AddressBody, AddressPatch, ProfilePatch
 from accounts.users import SELECT_BY_ID, update_profile, user_view
 from mall.errors import decode_body, json_response, not_found
-from mall.idempotency import idempotency_key, replay_or_run
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from mall.params import path_id
+from mall.resources import PG, VERIFIER
 
 ANY_ROLE = ("customer", "member", "staff", "admin")
 USER = "{user_id, phone, email, role, nickname, avatar_url, created_at}"
@@ -23,10 +24,7 @@ ADDRESS = ("{id, recipient, phone, province, city, district, line, postal_code, 
 
 
 def _address_id(request: web.Request) -> int:
-    raw = request.match_info["address_id"]
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
-        raise not_found("address")
-    return int(raw)
+    return path_id(request, "address_id", "address")
 
 
 @api_doc(summary="The caller's profile", tag="accounts", roles=ANY_ROLE,
@@ -69,14 +67,11 @@ async def post_address(request: web.Request) -> web.Response:
     principal = app[VERIFIER].from_request(request)
     raw = await request.read()
     body = decode_body(raw, AddressBody)
-    key = idempotency_key(request)
-    record = app[KEYS].idempotency_record("addresses", principal.user_id, key) if key else None
-
     async def run() -> web.Response:
         address = await addresses.create_address(app[PG], principal.user_id, body)
         return json_response(address, status=201)
 
-    return await replay_or_run(app[REDIS], record, raw, app[SETTINGS].order_view_ttl_s, run)
+    return await idempotent(request, "addresses", principal.user_id, raw, run)
 
 
 @api_doc(summary="One of the caller's addresses", tag="accounts", roles=ANY_ROLE,

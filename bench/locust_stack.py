@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +27,8 @@ def stack_settings() -> Settings:
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    for name in Settings.__dataclass_fields__:
-        value = getattr(settings, name)
-        env[f"MALL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["MALL_LOG_LEVEL"] = "WARNING"
-    env["MALL_PAYMENTS_SANDBOX"] = "on"  # payers pay in the sandbox of this local stack
-    return env
+    # Payers pay in the sandbox of this local stack.
+    return settings.process_env(MALL_LOG_LEVEL="WARNING", MALL_PAYMENTS_SANDBOX="on")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ lag and the writer's drain rate. Loopback only; every load is bounded by --secon
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,16 +43,6 @@ class Run:
     workers: int
     results: list[WrkResult] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    for name in Settings.__dataclass_fields__:
-        value = getattr(settings, name)
-        env[f"MALL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["MALL_LOG_LEVEL"] = "WARNING"
-    return env
 
 
 async def _http(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
@@ -131,7 +120,7 @@ async def check_sale(pool: asyncpg.Pool, sale_id: int, accepted_2xx: int, remain
 async def measure(settings: Settings, workers: int, seconds: float, connections: int,
                   tokens: Path) -> Run:
     run = Run(workers)
-    env = _env(settings)
+    env = settings.process_env(MALL_LOG_LEVEL="WARNING")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     admin = issue_token(settings.jwt_secret, "bench-admin", "admin", 7200)

@@ -9,10 +9,12 @@ from aiohttp import web
 from msgspec import UNSET
 
 from catalog_api import cache
-from catalog_api.http import CATALOG_KEYS, idempotent_create, path_id, staff
+from catalog_api.http import CATALOG_KEYS, staff
 from catalog_api.models import CategoryEdit, NewCategory, clean_name
 from mall.errors import ApiError, decode_body, invalid, json_response, not_found
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import PG, REDIS, SETTINGS
 
 # Moves take this transaction-scoped lock so two moves cannot each pass the cycle check and
@@ -119,7 +121,7 @@ async def post_category(request: web.Request) -> web.Response:
     async def run() -> web.Response:
         return json_response(await create_category(request.app[PG], new), status=201)
 
-    return await idempotent_create(request, "categories", principal.user_id, body, run)
+    return await idempotent(request, "categories", principal.user_id, body, run)
 
 
 @api_doc(

@@ -9,9 +9,10 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from catalog_api.http import path_id, query_int, staff
+from catalog_api.http import query_int, staff
 from mall.errors import json_response, not_found
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import PG
 
 INSERT_CHANGES = """

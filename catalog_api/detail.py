@@ -13,9 +13,10 @@ import orjson
 from aiohttp import web
 
 from catalog_api import cache
-from catalog_api.http import CATALOG_KEYS, caller_is_staff, path_id
+from catalog_api.http import CATALOG_KEYS, caller_is_staff
 from mall.errors import not_found
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import PG, REDIS, SETTINGS
 
 SELECT_PRODUCT = """

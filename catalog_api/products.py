@@ -15,7 +15,7 @@ from msgspec import UNSET
 
 from catalog_api import cache
 from catalog_api.changes import Change, record
-from catalog_api.http import CATALOG_KEYS, idempotent_create, path_id, staff
+from catalog_api.http import CATALOG_KEYS, staff
 from catalog_api.models import (
     NewProduct,
     ProductEdit,
@@ -25,7 +25,9 @@ from catalog_api.models import (
     clean_tags,
 )
 from mall.errors import decode_body, invalid, json_response, not_found
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import PG, REDIS, SETTINGS
 
 INSERT_PRODUCT = """
@@ -162,7 +164,7 @@ async def post_product(request: web.Request) -> web.Response:
         view = await create_product(request.app[PG], product, principal.user_id)
         return json_response(view, status=201)
 
-    return await idempotent_create(request, "products", principal.user_id, body, run)
+    return await idempotent(request, "products", principal.user_id, body, run)
 
 
 @api_doc(

@@ -16,13 +16,15 @@ from redis.asyncio import Redis
 
 from catalog_api import cache
 from catalog_api.changes import Change, record
-from catalog_api.http import CATALOG_KEYS, idempotent_create, path_id, staff
+from catalog_api.http import CATALOG_KEYS, staff
 from catalog_api.models import NewSku, SkuEdit, clean_attributes
 from catalog_api.products import INSERT_SKUS, sku_view
 from mall.errors import ApiError, decode_body, json_response, not_found
+from mall.idempotency import idempotent
 from mall.keys import Keys
 from mall.lua import Script
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import KEYS, PG, REDIS, SETTINGS
 
 PRODUCT_EXISTS = "SELECT 1 FROM products WHERE id = $1"
@@ -131,7 +133,7 @@ async def post_sku(request: web.Request) -> web.Response:
         await _invalidate(request, product_id)
         return json_response(view, status=201)
 
-    return await idempotent_create(request, f"skus:{product_id}", principal.user_id, body, run)
+    return await idempotent(request, f"skus:{product_id}", principal.user_id, body, run)
 
 
 @api_doc(

@@ -13,9 +13,10 @@ from checkout.catalog import catalog_lookup
 from checkout.coupons import NoCoupons
 from checkout.keys import CheckoutKeys
 from checkout.service import CheckoutRequest, CheckoutService
-from mall.errors import decode_body, json_response, not_found
+from mall.errors import decode_body, json_response
 from mall.idempotency import idempotency_key
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.ports import ADDRESS_BOOK
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 
@@ -38,10 +39,7 @@ class SetQuantity(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _sku_id(request: web.Request) -> int:
-    raw = request.match_info["sku_id"]
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
-        raise not_found("SKU")
-    return int(raw)
+    return path_id(request, "sku_id", "SKU")
 
 
 async def _answer(request: web.Request, user_id: str) -> web.Response:

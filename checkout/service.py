@@ -111,8 +111,8 @@ class CheckoutService:
             "delivery": req.delivery, "address": address, "coupon": req.coupon,
             "accepted_at_ms": int(time.time() * 1000),
         }
-        accepted_id, replay = await self._reserve_all(user_id, req, lines, priced, available,
-                                                      order, idem_key)
+        accepted_id, replay = await self._reserve_all(user_id, req, priced, available, order,
+                                                      idem_key)
         if from_cart and not replay:
             for p in priced:
                 await self._cart.remove(user_id, p.sku_id)
@@ -170,7 +170,7 @@ class CheckoutService:
             priced.append(PricedLine(sku_id, sku.product_id, lines[sku_id], sku.price))
         return priced, {s: max(info.available, 0) for s, info in skus.items()}
 
-    async def _reserve_all(self, user_id: str, req: CheckoutRequest, lines: dict[int, int],
+    async def _reserve_all(self, user_id: str, req: CheckoutRequest,
                            priced: list[PricedLine], available: dict[int, int],
                            order: dict[str, Any], idem_key: str | None) -> tuple[str, bool]:
         keys = self._keys

@@ -17,6 +17,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from mall.errors import ApiError
+from mall.resources import KEYS, REDIS, SETTINGS
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _PENDING = b"pending"
@@ -75,3 +76,19 @@ async def _replay(redis: Redis, record_key: str, fingerprint: str) -> web.Respon
     return web.Response(
         status=record["status"], body=record["body"].encode(), content_type="application/json"
     )
+
+
+async def idempotent(
+    request: web.Request,
+    route: str,
+    owner: str,
+    body: bytes,
+    run: Callable[[], Awaitable[web.Response]],
+    ttl_s: int | None = None,
+) -> web.Response:
+    """Run a create once per (route, owner, Idempotency-Key); a retry replays its answer."""
+    app = request.app
+    key = idempotency_key(request)
+    record = app[KEYS].idempotency_record(route, owner, key) if key else None
+    ttl = app[SETTINGS].order_view_ttl_s if ttl_s is None else ttl_s
+    return await replay_or_run(app[REDIS], record, body, ttl, run)

@@ -95,6 +95,20 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def process_env(self, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+        """An environment for a child `mall` process that reads exactly these settings: the
+        base environment (default: this process's) without its MALL_ variables and without a
+        Prometheus multiprocess directory, these settings, then `extra`."""
+        base = os.environ if base is None else base
+        env = {k: v for k, v in base.items()
+               if not k.startswith("MALL_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[f"MALL_{f.name.upper()}"] = str(value).lower() if isinstance(value, bool) \
+                else str(value)
+        env.update(extra)
+        return env
+
     @property
     def uses_dev_secret(self) -> bool:
         return self.jwt_secret == DEV_JWT_SECRET

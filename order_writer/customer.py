@@ -12,9 +12,9 @@ import asyncpg
 from aiohttp import web
 
 from mall.errors import decode_body, json_response, not_found
-from mall.idempotency import idempotency_key, replay_or_run
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from mall.resources import PG, VERIFIER
 from order_writer import aftersales, history
 from order_writer.lifecycle import (
     MAX_ORDER_ID,
@@ -111,16 +111,12 @@ async def post_after_sales(request: web.Request) -> web.Response:
     raw = await request.read()
     body = decode_body(raw, aftersales.AfterSalesBody)
     body.check()
-    key = idempotency_key(request)
-    record = (app[KEYS].idempotency_record(f"after-sales:{order_id}", principal.user_id, key)
-              if key else None)
-
     async def run() -> web.Response:
         async with app[PG].acquire() as conn, conn.transaction():
             created = await aftersales.open_request(conn, order_id, principal.user_id, body)
         return json_response(created, status=201)
 
-    return await replay_or_run(app[REDIS], record, raw, app[SETTINGS].order_view_ttl_s, run)
+    return await idempotent(request, f"after-sales:{order_id}", principal.user_id, raw, run)
 
 
 def setup_routes(app: web.Application) -> None:

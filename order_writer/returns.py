@@ -11,7 +11,6 @@ sale's stock is back its sold-out flags clear (seckill/soldout.py), so buyers ca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,6 +18,7 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from mall.background import StoppableLoop, stop_task
 from mall.keys import Keys
 from mall.lua import Script
 from mall.resources import KEYS, PG, REDIS
@@ -41,13 +41,15 @@ LIMIT $1
 MARK_APPLIED = "UPDATE stock_returns SET applied_at = now() WHERE order_id = ANY($1::text[])"
 
 
-class StockReturnApplier:
+class StockReturnApplier(StoppableLoop):
+    interval_s = 0.2
+
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
+        super().__init__()
         self._pool = pool
         self._release = Script(redis, "release")
         self._release_skus = Script(redis, "release_skus")
         self._keys = keys
-        self._stopping = asyncio.Event()
 
     async def apply_pending(self) -> int:
         rows = await self._pool.fetch(PENDING_RETURNS, BATCH)
@@ -71,30 +73,17 @@ class StockReturnApplier:
                 *(self._keys.sku_stock(s) for s in row["sku_ids"])]
         return bool(int(await self._release_skus(keys, [MARKER_TTL_S, *row["qtys"]])))
 
-    async def run(self, interval_s: float) -> None:
-        while not self._stopping.is_set():
-            try:
-                if await self.apply_pending() == BATCH:
-                    continue
-            except Exception:
-                log.warning("applying stock returns failed; retrying", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
-
-    def stop(self) -> None:
-        self._stopping.set()
+    async def step(self) -> bool:
+        return await self.apply_pending() == BATCH
 
 
-POLL_S = 0.2
 STOP_TIMEOUT_S = 5.0
 
 
 async def returns_ctx(app: web.Application) -> AsyncIterator[None]:
     """Every serving process applies pending returns; the markers make that safe."""
     applier = StockReturnApplier(app[PG], app[REDIS], app[KEYS])
-    task = asyncio.create_task(applier.run(POLL_S))
+    task = asyncio.create_task(applier.run())
     yield
     applier.stop()
-    done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
-    if not done:
-        task.cancel()
+    await stop_task(task, STOP_TIMEOUT_S)

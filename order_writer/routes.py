@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from mall.background import stop_task
 from mall.resources import PG, SETTINGS
 from order_writer import customer, staff
 from order_writer.lifecycle import REFUNDER, ImmediateRefunder
@@ -26,11 +26,7 @@ async def lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(sweeper.run(), name="payment-deadline-sweeper")
     yield
     sweeper.stop()
-    done, _ = await asyncio.wait({task}, timeout=SWEEPER_STOP_TIMEOUT_S)
-    if not done:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_task(task, SWEEPER_STOP_TIMEOUT_S)
 
 
 def setup(app: web.Application) -> None:

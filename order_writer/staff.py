@@ -13,8 +13,9 @@ import msgspec
 from aiohttp import web
 
 from mall.auth import Principal, require_staff
-from mall.errors import decode_body, invalid, json_response, not_found
+from mall.errors import decode_body, invalid, json_response
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales
 from order_writer.lifecycle import REFUNDER, STATUSES, settle, transition
@@ -220,10 +221,7 @@ async def get_orders_csv(request: web.Request) -> web.StreamResponse:
 
 
 def _request_id(request: web.Request) -> int:
-    raw = request.match_info["request_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise not_found("after-sales request")
-    return int(raw)
+    return path_id(request, "request_id", "after-sales request")
 
 
 @api_doc(

@@ -107,19 +107,17 @@ class WriteResult:
 
 
 def _columns(orders: list[AcceptedOrder]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(14)]
+    """The 14 array parameters of INSERT_ORDERS: ten order columns, then four line columns."""
+    order_rows = []
+    line_rows = []
     for o in orders:
-        created = datetime.fromtimestamp(o.accepted_at_ms / 1000, tz=UTC)
         address = orjson.dumps(o.address).decode() if o.address is not None else None
-        row = (o.order_id, o.user_id, o.sale_id, o.total, o.shipping_fee, o.discount,
-               o.delivery, address, o.coupon, created)
-        for col, value in zip(cols, row, strict=False):
-            col.append(value)
-        for line in o.lines():
-            for col, value in zip(cols[10:], (o.order_id, line.sku_id, line.qty, line.price),
-                                  strict=True):
-                col.append(value)
-    return cols
+        order_rows.append((o.order_id, o.user_id, o.sale_id, o.total, o.shipping_fee, o.discount,
+                           o.delivery, address, o.coupon,
+                           datetime.fromtimestamp(o.accepted_at_ms / 1000, tz=UTC)))
+        line_rows += [(o.order_id, line.sku_id, line.qty, line.price) for line in o.lines()]
+    return [list(column) for column in zip(*order_rows, strict=True)] + \
+        [list(column) for column in zip(*line_rows, strict=True)]
 
 
 async def write_orders(conn: asyncpg.Connection, orders: list[AcceptedOrder]) -> WriteResult:

@@ -11,11 +11,11 @@ The sweeper also offers refunds still `requested` after `REFUND_RETRY_S` to the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
 
+from mall.background import StoppableLoop
 from order_writer.history import SYSTEM_ACTOR
 from order_writer.lifecycle import RefundDue, Refunder, cancel_order, settle
 
@@ -75,36 +75,23 @@ async def retry_stale_refunds(pool: asyncpg.Pool, refunder: Refunder,
     return len(rows)
 
 
-class PaymentDeadlineSweeper:
+class PaymentDeadlineSweeper(StoppableLoop):
     """Runs until `stop()`: one pass every `interval_s`, stopping between passes."""
 
     def __init__(self, pool: asyncpg.Pool, refunder: Refunder, timeout_s: float,
                  interval_s: float) -> None:
+        super().__init__()
         self._pool = pool
         self._refunder = refunder
         self._timeout_s = timeout_s
-        self._interval_s = interval_s
-        self._stopping = asyncio.Event()
+        self.interval_s = interval_s
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("payment deadline sweep failed (%s); retrying", type(exc).__name__)
-            except Exception:  # one bad pass must not end the sweeping
-                log.exception("payment deadline sweep failed; retrying")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
-            except TimeoutError:
-                pass
+    async def step(self) -> None:
+        await self.sweep()
 
     async def sweep(self) -> int:
         cancelled = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             batch = await sweep_once(self._pool, self._timeout_s)
             cancelled += len(batch)
             if len(batch) < SWEEP_BATCH:

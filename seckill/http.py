@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,10 +11,12 @@ from aiohttp import web
 
 from mall.auth import require_staff
 from mall.autopipe import ScriptPipe
-from mall.errors import decode_body, json_response, not_found
-from mall.idempotency import idempotency_key, replay_or_run
+from mall.background import stop_task
+from mall.errors import decode_body, json_response
+from mall.idempotency import idempotency_key, idempotent
 from mall.lua import read_script
 from mall.openapi import api_doc
+from mall.params import path_id
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
 from seckill.campaigns import Campaigns, NewFlashSale
@@ -35,10 +36,7 @@ class PurchaseBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _sale_id(request: web.Request) -> int:
-    raw = request.match_info["sale_id"]
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
-        raise not_found("flash sale")
-    return int(raw)
+    return path_id(request, "sale_id", "flash sale")
 
 
 @api_doc(
@@ -85,14 +83,11 @@ async def post_sale(request: web.Request) -> web.Response:
     body = await request.read()
     sale = decode_body(body, NewFlashSale)
     sale.check()
-    key = idempotency_key(request)
-    record = app[KEYS].idempotency_record("flash-sales", principal.user_id, key) if key else None
-
     async def run() -> web.Response:
         sale_id = await app[CAMPAIGNS].create(sale, principal.user_id)
         return json_response(await app[CAMPAIGNS].view(sale_id), status=201)
 
-    return await replay_or_run(app[REDIS], record, body, app[SETTINGS].order_view_ttl_s, run)
+    return await idempotent(request, "flash-sales", principal.user_id, body, run)
 
 
 async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -102,8 +97,8 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
     app[CAMPAIGNS] = Campaigns(app[PG], redis, keys)
     refresher = asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))
-    stats = SaleStats(app[PG], redis, keys)
-    stats_task = asyncio.create_task(stats.run(STATS_INTERVAL_S))
+    stats = SaleStats(app[PG], redis, keys, STATS_INTERVAL_S)
+    stats_task = asyncio.create_task(stats.run())
     relay = OutboxRelay(redis, keys, settings)
     relay_task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
     yield
@@ -115,15 +110,6 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_task(refresher, 0)
     await flags.aclose()
     await script.aclose()
-
-
-async def stop_task(task: asyncio.Task[None], grace_s: float) -> None:
-    """Give a task `grace_s` to return by itself, then cancel it."""
-    done, _ = await asyncio.wait({task}, timeout=grace_s)
-    if not done:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 5)
 
 
 def setup(app: web.Application) -> None:

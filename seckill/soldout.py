@@ -41,9 +41,6 @@ class SoldOutFlags:
         flag = self._flags.get(sale_id)
         return flag is not None and flag.buyers is not None and user_id not in flag.buyers
 
-    def is_flagged(self, sale_id: int) -> bool:
-        return sale_id in self._flags
-
     def mark_sold_out(self, sale_id: int) -> None:
         if sale_id in self._flags:
             return

@@ -3,7 +3,6 @@ units (what is in flight, which must settle to zero), and PostgreSQL pool usage.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -11,6 +10,7 @@ import time
 import asyncpg
 from redis.asyncio import Redis
 
+from mall.background import StoppableLoop
 from mall.keys import Keys
 from mall.metrics import PG_POOL_CONNECTIONS
 from seckill import metrics
@@ -21,12 +21,16 @@ RECENT_S = 3600  # sales that ended longer ago than this drop off the dashboards
 SOLD = "SELECT id, sold FROM flash_sales WHERE id = ANY($1::bigint[])"
 
 
-class SaleStats:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
+class SaleStats(StoppableLoop):
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, interval_s: float) -> None:
+        super().__init__()
         self._pool = pool
         self._redis = redis
         self._keys = keys
-        self._stopping = asyncio.Event()
+        self.interval_s = interval_s
+
+    async def step(self) -> None:
+        await self.collect()
 
     async def collect(self) -> None:
         PG_POOL_CONNECTIONS.labels("in_use").set(self._pool.get_size()
@@ -60,15 +64,3 @@ class SaleStats:
             metrics.SALE_REMAINING.labels(label).set(remaining)
             metrics.SALE_ACCEPTED.labels(label).set(stock - remaining)
             metrics.SALE_PERSISTED.labels(label).set(sold.get(sale_id, 0))
-
-    async def run(self, interval_s: float) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.collect()
-            except Exception:
-                log.warning("collecting sale gauges failed; retrying", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
-
-    def stop(self) -> None:
-        self._stopping.set()

@@ -56,16 +56,6 @@ def auth(settings: Settings, sub: str, role: str = "customer") -> dict[str, str]
     return {"Authorization": f"Bearer {token(settings, sub, role)}"}
 
 
-def process_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    for name in Settings.__dataclass_fields__:
-        value = getattr(settings, name)
-        env[f"MALL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    env.update(extra)
-    return env
-
-
 @dataclass
 class MallProcess:
     """One real `mall serve` or `mall writer` process, with its log kept as a test artifact."""
@@ -138,7 +128,7 @@ class Stack:
     @classmethod
     def create(cls, settings: Settings, name: str, workers: int = 1) -> Stack:
         port = free_port()
-        env = process_env(settings)
+        env = settings.process_env()
         server = MallProcess(
             ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env, f"{name}-serve",

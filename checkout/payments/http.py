@@ -21,9 +21,9 @@ from checkout.payments.service import PaymentService, Urls, refusal
 from checkout.payments.transport import AiohttpTransport
 from mall.auth import require_staff
 from mall.errors import ApiError, decode_body, json_response, not_found
-from mall.idempotency import idempotency_key, replay_or_run
+from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from mall.resources import PG, SETTINGS, VERIFIER
 from order_writer.lifecycle import REFUNDER
 
 PAYMENTS = web.AppKey("payments", PaymentService)
@@ -67,16 +67,12 @@ async def post_payment(request: web.Request) -> web.Response:
     order_id = request.match_info["order_id"]
     raw = await request.read()
     body = decode_body(raw, CreatePaymentBody)
-    key = idempotency_key(request)
-    record = (app[KEYS].idempotency_record(f"payments:{order_id}", principal.user_id, key)
-              if key else None)
-
     async def run() -> web.Response:
         payment, created = await app[PAYMENTS].create(principal.user_id, order_id,
                                                       body.provider, _urls(request))
         return json_response(payment.view(), status=201 if created else 200)
 
-    return await replay_or_run(app[REDIS], record, raw, app[SETTINGS].order_view_ttl_s, run)
+    return await idempotent(request, f"payments:{order_id}", principal.user_id, raw, run)
 
 
 @api_doc(
