@@ -8,8 +8,15 @@ import aio_pika
 from aiohttp import web
 
 import accounts
+import analytics
+import audit
 import catalog_api
 import checkout
+import coupons
+import membership
+import pricing
+import recommendations
+from audit.middleware import audit_middleware
 from mall import metrics
 from mall.auth import TokenVerifier
 from mall.errors import error_middleware, json_response
@@ -61,7 +68,7 @@ async def _amqp_probe(settings: Settings) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware],
+        middlewares=[metrics.metrics_middleware, error_middleware, audit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -83,5 +90,11 @@ def create_app(settings: Settings) -> web.Application:
     checkout.setup(app)
     views.setup_routes(app)
     order_routes.setup(app)
+    coupons.setup(app)
+    membership.setup(app)
+    pricing.setup(app)
+    analytics.setup(app)
+    audit.setup(app)
+    recommendations.setup(app)
     app.cleanup_ctx.append(returns_ctx)
     return app

@@ -1,0 +1,7 @@
+"""Coupons: templates, the claim grab, pushes to segments, the wallet, redemption rules."""
+
+from aiohttp import web
+
+
+def setup(app: web.Application) -> None:
+    """Register the coupon routes on the app."""

@@ -1,0 +1,3 @@
+ALTER TABLE orders DROP COLUMN coupon_ids, DROP COLUMN points_used;
+DROP TABLE user_coupons;
+DROP TABLE coupon_templates;
