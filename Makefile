@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test test-tools soak demo bench locust lint clean
+	test test-tools soak demo bench locust recs-eval lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -32,6 +32,7 @@ help:
 	@echo "  demo             run the mall here and send it a burst of orders (DEMO_ARGS=...)"
 	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
 	@echo "  locust           a bounded promotion-day run in Locust (LOCUST_ARGS=...)"
+	@echo "  recs-eval        hit rate of the recommendations on a generated order history (RECS_ARGS=...)"
 	@echo "  lint             ruff check"
 	@echo "  clean            remove run files and caches (keeps .venv)"
 	@echo "Variables: PYTEST_ARGS='-k name -x' (test, soak), TESTS=tests/unit (test, soak)"
@@ -112,6 +113,11 @@ bench: install-bench services
 # headless and bounded: LOCUST_ARGS="--users 50 --seconds 30".
 locust: install-bench services
 	$(PY) -m bench.locust_run $(LOCUST_ARGS)
+
+# Hit rate of the recommendations on a generated order history (throwaway database and namespace):
+# RECS_ARGS="--users 2000 --orders 20000 --seed 11".
+recs-eval: install services
+	$(PY) -m bench.recs_eval $(RECS_ARGS)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \

@@ -2,17 +2,27 @@
 
 Customers and anonymous callers see published products only; staff see every product.
 The body carries a strong ETag (a hash of its bytes); `If-None-Match` answers 304.
+
+Each SKU shows its list price, its member price and, while a price list is in effect, that
+list's price and end. A price list starting or ending changes the body without any write to
+the catalog, so a cached entry never outlives the next start or end of a price list of its
+product; creating, changing or ending a price list invalidates its products at once.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 from aiohttp import web
 
+from analytics.events import caller_id, record
 from catalog_api import cache
+from catalog_api.availability import Promotion, product_promotions
 from catalog_api.http import CATALOG_KEYS, caller_is_staff
 from mall.errors import not_found
 from mall.openapi import api_doc
@@ -25,7 +35,7 @@ SELECT id, name, description, category_id, tags, image_urls, published, min_pric
 FROM products WHERE id = $1
 """
 SELECT_SKUS = """
-SELECT id, price, stock - sold AS available, attributes::text AS attributes
+SELECT id, price, member_price, stock - sold AS available, attributes::text AS attributes
 FROM skus WHERE product_id = $1 ORDER BY id
 """
 CATEGORY_PATH = """
@@ -38,25 +48,41 @@ WITH RECURSIVE up AS (
 )
 SELECT id, name FROM up ORDER BY depth DESC
 """
+# Redis counts an entry's life from when it gets the command, a moment after the clock is
+# read: entries expire this much before a price list starts or ends.
+PRICE_CHANGE_MARGIN_S = 0.25
 
 
-async def load_detail(pool: asyncpg.Pool, product_id: int) -> cache.CachedDetail | None:
+async def load_detail(pool: asyncpg.Pool, product_id: int
+                      ) -> tuple[cache.CachedDetail | None, datetime | None]:
+    """The detail, and the next instant a price list of the product starts or ends."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                          readonly=True):
         product = await conn.fetchrow(SELECT_PRODUCT, product_id)
         if product is None:
-            return None
+            return None, None
         skus = await conn.fetch(SELECT_SKUS, product_id)
+        promotions, next_price_change = await product_promotions(conn, product_id)
         path = []
         if product["category_id"] is not None:
             path = [{"id": r["id"], "name": r["name"]}
                     for r in await conn.fetch(CATEGORY_PATH, product["category_id"])]
-    body = orjson.dumps(_view(product, skus, path))
-    return cache.CachedDetail(body, cache.etag_of(body), product["published"])
+    body = orjson.dumps(_view(product, skus, path, promotions))
+    return (cache.CachedDetail(body, cache.etag_of(body), product["published"]),
+            next_price_change)
+
+
+def _sku_view(sku: asyncpg.Record, promotion: Promotion | None) -> dict[str, Any]:
+    shown = promotion if promotion is not None and promotion.price < sku["price"] else None
+    return {"id": sku["id"], "price": sku["price"], "member_price": sku["member_price"],
+            "promotion": None if shown is None else {
+                "price": shown.price, "ends_at": shown.ends_at.isoformat(),
+                "price_list_id": shown.price_list_id},
+            "available": sku["available"], "attributes": orjson.loads(sku["attributes"])}
 
 
 def _view(product: asyncpg.Record, skus: list[asyncpg.Record],
-          path: list[dict[str, Any]]) -> dict[str, Any]:
+          path: list[dict[str, Any]], promotions: dict[int, Promotion]) -> dict[str, Any]:
     return {
         "id": product["id"], "name": product["name"], "description": product["description"],
         "category": ({"id": product["category_id"], "path": path}
@@ -64,8 +90,7 @@ def _view(product: asyncpg.Record, skus: list[asyncpg.Record],
         "tags": list(product["tags"]), "image_urls": list(product["image_urls"]),
         "published": product["published"], "price_from": product["min_price"],
         "currency": "CNY",
-        "skus": [{"id": s["id"], "price": s["price"], "available": s["available"],
-                  "attributes": orjson.loads(s["attributes"])} for s in skus],
+        "skus": [_sku_view(s, promotions.get(s["id"])) for s in skus],
         "created_at": product["created_at"].isoformat(),
         "updated_at": product["updated_at"].isoformat(),
     }
@@ -83,10 +108,13 @@ async def product_detail(app: web.Application, product_id: int) -> cache.CachedD
     found = await cache.lookup(redis, keys, product_id)
     if found.entry is not None:
         return found.entry
-    detail = await load_detail(app[PG], product_id)
-    if detail is not None:
-        await cache.store(redis, keys, product_id, found.generation, detail,
-                          app[SETTINGS].product_cache_ttl_s)
+    detail, next_price_change = await load_detail(app[PG], product_id)
+    ttl_s = app[SETTINGS].product_cache_ttl_s
+    if next_price_change is not None:
+        ttl_s = min(ttl_s, math.floor(next_price_change.timestamp() - time.time()
+                                      - PRICE_CHANGE_MARGIN_S))
+    if detail is not None and ttl_s >= 1:
+        await cache.store(redis, keys, product_id, found.generation, detail, ttl_s)
     return detail
 
 
@@ -94,7 +122,9 @@ async def product_detail(app: web.Application, product_id: int) -> cache.CachedD
     summary="A product with its SKUs, available units and category path", tag="catalog",
     responses={200: "{id, name, description, category: {id, path: [{id, name}]}, tags, "
                     "image_urls, published, price_from, currency, skus: [{id, price, "
-                    "available, attributes}], created_at, updated_at}; ETag header",
+                    "member_price, promotion: {price, ends_at, price_list_id} | null, "
+                    "available, attributes}], created_at, updated_at}; price is the list "
+                    "price, promotion the price list in effect now; ETag header",
                304: "not modified (If-None-Match matched the ETag)"},
     errors={401: "unauthorized (a token was sent and is not valid)",
             404: "not_found (also for unpublished products, except for staff)"},
@@ -105,6 +135,7 @@ async def get_product(request: web.Request) -> web.Response:
     detail = await product_detail(request.app, product_id)
     if detail is None or (not detail.published and not is_staff):
         raise not_found("product")
+    record(request.app, "view", user_id=caller_id(request), product_id=product_id)
     headers = {"ETag": detail.etag, "Cache-Control": "no-cache"}
     if _matches(request.headers.get("If-None-Match"), detail.etag):
         return web.Response(status=304, headers=headers)

@@ -16,6 +16,8 @@ MAX_ID = 2**62
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 Price = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE)]
+# A member price is above zero and at most the SKU's price (checked where both are known).
+MemberPrice = Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE)]
 Stock = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK)]
 ProductName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 CategoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -33,6 +35,12 @@ class NewSku(msgspec.Struct, forbid_unknown_fields=True):
     price: Price
     stock: Stock
     attributes: Attributes = {}
+
+
+class AddedSku(NewSku, forbid_unknown_fields=True):
+    """A SKU added to an existing product."""
+
+    member_price: MemberPrice | None = None
 
 
 class NewProduct(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,6 +64,7 @@ class ProductEdit(msgspec.Struct, forbid_unknown_fields=True):
 class SkuEdit(msgspec.Struct, forbid_unknown_fields=True):
     price: Price | UnsetType = UNSET
     stock: Stock | UnsetType = UNSET
+    member_price: MemberPrice | None | UnsetType = UNSET  # null removes it
 
 
 class NewCategory(msgspec.Struct, forbid_unknown_fields=True):

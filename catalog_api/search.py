@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from analytics.events import record
 from catalog_api.search_params import MAX_Q, SORTS, SearchQuery, encode_cursor, parse
 from mall.errors import json_response
 from mall.openapi import api_doc
@@ -178,7 +179,10 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
 )
 async def get_products(request: web.Request) -> web.Response:
     search = parse(request.query)
-    return json_response(await run_search(request.app[PG], search))
+    found = await run_search(request.app[PG], search)
+    if search.q and search.after is None:  # a search, not the next page of one
+        record(request.app, "search", query=search.q, results=len(found["items"]))
+    return json_response(found)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -31,12 +31,14 @@ class SkuView:
     product_id: int
     name: str
     attributes: dict[str, str]
-    price: int
+    price: int  # what this buyer pays now (price lists, member price)
+    list_price: int
     available: int
     published: bool
 
 
-SkuLookup = Callable[[list[int]], Awaitable[dict[int, SkuView]]]
+# (SKU ids, whether the buyer gets member prices) -> the SKUs found
+SkuLookup = Callable[[list[int], bool], Awaitable[dict[int, SkuView]]]
 
 
 class CartService:
@@ -50,9 +52,9 @@ class CartService:
         raw = await self._redis.hgetall(self._keys.cart(user_id))
         return {int(k): int(v) for k, v in raw.items()}
 
-    async def view(self, user_id: str) -> dict[str, Any]:
+    async def view(self, user_id: str, member: bool = False) -> dict[str, Any]:
         lines = await self.quantities(user_id)
-        skus = await self._lookup(sorted(lines)) if lines else {}
+        skus = await self._lookup(sorted(lines), member) if lines else {}
         items = []
         total = 0
         for sku_id in sorted(lines):
@@ -69,13 +71,14 @@ class CartService:
             items.append({
                 "sku_id": sku_id, "product_id": sku.product_id, "name": sku.name,
                 "attributes": sku.attributes, "qty": qty, "unit_price": sku.price,
+                "list_price": sku.list_price,
                 "line_total": line_total, "available": sku.available, "purchasable": enough,
                 **({} if enough else {"problem": "insufficient_stock"}),
             })
         return {"items": items, "total": total, "currency": "CNY"}
 
     async def set_quantity(self, user_id: str, sku_id: int, qty: int, mode: str) -> None:
-        sku = (await self._lookup([sku_id])).get(sku_id)
+        sku = (await self._lookup([sku_id], False)).get(sku_id)
         if sku is None or not sku.published:
             raise not_found("SKU")
         cap = min(MAX_LINE_QTY, sku.available)

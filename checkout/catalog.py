@@ -9,11 +9,12 @@ from checkout.cart import SkuLookup, SkuView
 
 
 def catalog_lookup(pool: asyncpg.Pool) -> SkuLookup:
-    async def lookup(sku_ids: list[int]) -> dict[int, SkuView]:
-        found = await sellable_skus(pool, sku_ids)
+    async def lookup(sku_ids: list[int], member: bool) -> dict[int, SkuView]:
+        found = await sellable_skus(pool, sku_ids, member=member)
         return {
             sku_id: SkuView(sku_id=info.sku_id, product_id=info.product_id, name=info.name,
                             attributes=info.attributes, price=info.price,
+                            list_price=info.list_price,
                             available=max(info.available, 0), published=info.published)
             for sku_id, info in found.items()
         }

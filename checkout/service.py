@@ -20,14 +20,18 @@ from redis.asyncio import Redis
 
 from catalog_api.availability import sellable_skus
 from checkout.cart import MAX_LINE_QTY, CartService
-from checkout.coupons import CouponHook, PricedLine
+from checkout.coupons import PricedLine
 from checkout.delivery import Delivery, delivery_fee
+from checkout.promotions import Deductions, deductions, is_member
+from checkout.reservation import Reservation
 from mall.errors import ApiError, invalid
 from mall.keys import RELAY_GROUP, Keys, make_checkout_order_id
 from mall.lua import Script
 from mall.ports import AddressBook
 
 MAX_LINES = 50
+MAX_COUPONS = 5
+MAX_POINTS = 10**9
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
 
 
@@ -54,25 +58,28 @@ class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
     address_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
     address: InlineAddress | None = None
     delivery: Delivery = "standard"
-    coupon: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+    # ids of coupons in the caller's wallet (GET /api/v1/me/coupons)
+    coupons: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**62)]],
+                       msgspec.Meta(max_length=MAX_COUPONS)] = []
+    # membership points to spend as part payment (POINT_VALUE_FEN each)
+    points: Annotated[int, msgspec.Meta(ge=0, le=MAX_POINTS)] = 0
 
 
 def fingerprint(req: CheckoutRequest) -> str:
     """Of the request as sent (a retry from the cart finds the cart already emptied)."""
     items = sorted((line.sku_id, line.qty) for line in req.items) if req.items else None
     canonical = msgspec.json.encode([items, req.address_id, req.address, req.delivery,
-                                     req.coupon])
+                                     sorted(req.coupons), req.points])
     return hashlib.sha256(canonical).hexdigest()
 
 
 class CheckoutService:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, cart: CartService,
-                 coupons: CouponHook, addresses: AddressBook | None, record_ttl_s: int) -> None:
+                 addresses: AddressBook | None, record_ttl_s: int) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys
         self._cart = cart
-        self._coupons = coupons
         self._addresses = addresses
         self._ttl = record_ttl_s
         self._reserve = Script(redis, "reserve")
@@ -87,38 +94,42 @@ class CheckoutService:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def place(self, user_id: str, req: CheckoutRequest, idem_key: str | None
+    async def place(self, user_id: str, role: str, req: CheckoutRequest, idem_key: str | None
                     ) -> dict[str, Any]:
         if idem_key:
             replayed = await self._replay(user_id, req, idem_key)
             if replayed is not None:
                 return {"order_id": replayed, "status": "queued"}
+        if len(set(req.coupons)) != len(req.coupons):
+            raise invalid("a coupon can be used once per order")
         from_cart = req.items is None
         lines = await self._lines(user_id, req)
         address = await self._address(user_id, req)
-        priced, available = await self._price(lines)
+        priced, available = await self._price(lines, await is_member(self._pool, user_id, role))
         subtotal = sum(p.unit_price * p.qty for p in priced)
-        discount = 0
-        if req.coupon:
-            discount = min(await self._coupons.discount(user_id, req.coupon, priced, subtotal),
-                           subtotal)
-        fee = delivery_fee(req.delivery, subtotal - discount)
+        off = await deductions(self._pool, user_id, req.coupons, req.points, priced)
+        goods = subtotal - off.discount
+        fee = delivery_fee(req.delivery, goods)
         order_id = make_checkout_order_id(os.urandom(16).hex())
         order = {
             "order_id": order_id, "user_id": user_id, "sale_id": None,
             "items": [{"sku_id": p.sku_id, "qty": p.qty, "price": p.unit_price} for p in priced],
-            "total": subtotal - discount + fee, "shipping_fee": fee, "discount": discount,
-            "delivery": req.delivery, "address": address, "coupon": req.coupon,
+            "total": goods - off.points_value + fee, "shipping_fee": fee,
+            "discount": off.discount, "coupon_ids": [c for c, _ in off.coupons],
+            "points_used": off.points.wanted if off.points else 0,
+            "delivery": req.delivery, "address": address,
             "accepted_at_ms": int(time.time() * 1000),
         }
-        accepted_id, replay = await self._reserve_all(user_id, req, priced, available, order,
-                                                      idem_key)
+        accepted_id, replay = await self._reserve_all(user_id, req, priced, available, off,
+                                                      order, idem_key)
         if from_cart and not replay:
             for p in priced:
                 await self._cart.remove(user_id, p.sku_id)
-        return {"order_id": accepted_id, "status": "queued",
-                **({} if replay else {"total": order["total"], "shipping_fee": fee,
-                                      "discount": discount})}
+        if replay:
+            return {"order_id": accepted_id, "status": "queued"}
+        return {"order_id": accepted_id, "status": "queued", "total": order["total"],
+                "shipping_fee": fee, "discount": off.discount,
+                "points_used": order["points_used"]}
 
     async def _replay(self, user_id: str, req: CheckoutRequest, idem_key: str) -> str | None:
         """The order of an earlier accepted request with this key (reserve.lua checks again
@@ -158,9 +169,11 @@ class CheckoutService:
             raise invalid("a shipping address is needed unless delivery is pickup")
         return None
 
-    async def _price(self, lines: dict[int, int]) -> tuple[list[PricedLine], dict[int, int]]:
-        """The lines priced from the catalog, and the units PostgreSQL says are available."""
-        skus = await sellable_skus(self._pool, list(lines))
+    async def _price(self, lines: dict[int, int], member: bool
+                     ) -> tuple[list[PricedLine], dict[int, int]]:
+        """The lines priced from the catalog (the caller's price: price lists, member prices),
+        and the units PostgreSQL says are available."""
+        skus = await sellable_skus(self._pool, list(lines), member=member)
         priced = []
         for sku_id in sorted(lines):
             sku = skus.get(sku_id)
@@ -171,18 +184,15 @@ class CheckoutService:
         return priced, {s: max(info.available, 0) for s, info in skus.items()}
 
     async def _reserve_all(self, user_id: str, req: CheckoutRequest,
-                           priced: list[PricedLine], available: dict[int, int],
+                           priced: list[PricedLine], available: dict[int, int], off: Deductions,
                            order: dict[str, Any], idem_key: str | None) -> tuple[str, bool]:
-        keys = self._keys
-        idem = keys.checkout.idempotency(user_id, idem_key) if idem_key else \
-            keys.checkout.idempotency(user_id, "-")
-        script_keys = [idem, keys.checkout.order_view(order["order_id"]), keys.checkout.outbox,
-                       *(keys.sku_stock(p.sku_id) for p in priced)]
-        args: list[Any] = [fingerprint(req) if idem_key else "", order["order_id"],
-                           orjson.dumps(order), self._ttl]
-        for p in priced:
-            args += [p.qty, available.get(p.sku_id, 0)]
-        code, *rest = await self._reserve(script_keys, args)
+        reservation = Reservation(
+            user_id=user_id, order_id=order["order_id"], order_json=orjson.dumps(order),
+            ttl_s=self._ttl,
+            lines=[(p.sku_id, p.qty, available.get(p.sku_id, 0)) for p in priced],
+            coupons=off.coupons, points=off.points, idem_key=idem_key,
+            fingerprint=fingerprint(req) if idem_key else "")
+        code, *rest = await self._reserve(*reservation.call(self._keys))
         code = int(code)
         if code in (0, 1):
             value = rest[0]
@@ -192,5 +202,13 @@ class CheckoutService:
             sku_id = priced[line - 1].sku_id
             raise ApiError(409, "insufficient_stock", f"only {left} of SKU {sku_id} left",
                            details={"sku_id": sku_id, "available": left})
+        if code == 3:
+            raise ApiError(409, "points_insufficient",
+                           "other orders being placed hold some of these points",
+                           details={"available": int(rest[0])})
+        if code == 4:
+            coupon_id = off.coupons[int(rest[0]) - 1][0]
+            raise ApiError(409, "coupon_used", f"coupon {coupon_id} is used by another order",
+                           details={"coupon_id": coupon_id})
         raise ApiError(422, "idempotency_key_reused",
                        "this Idempotency-Key was used with a different request body")

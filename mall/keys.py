@@ -58,6 +58,14 @@ class CheckoutCoreKeys:
     def released(self, order_id: str) -> str:
         return f"{self._base}:released:{order_id}"
 
+    def coupon_uses(self, user_coupon_id: int) -> str:
+        """How many uses of a held coupon checkout ever reserved."""
+        return f"{self._base}:coupon:{user_coupon_id}"
+
+    def points_reserved(self, user_id: str) -> str:
+        """How many points of a user checkout ever reserved for orders."""
+        return f"{self._base}:points:{user_id}"
+
 
 class Keys:
     def __init__(self, namespace: str) -> None:
@@ -66,6 +74,11 @@ class Keys:
         self._sales: dict[int, SaleKeys] = {}
         base = f"{namespace}:{{{CHECKOUT_ORDER_PREFIX}}}"
         self.checkout = CheckoutCoreKeys(outbox=f"{base}:outbox", _base=base)
+
+    @property
+    def campaign_upkeep_lock(self) -> str:
+        """Held by the one serving process that warms up and settles flash sales."""
+        return f"{self.namespace}:campaigns:upkeep-lock"
 
     def sku_stock(self, sku_id: int) -> str:
         """Units of a SKU that regular checkout may still reserve."""

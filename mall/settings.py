@@ -69,6 +69,9 @@ class Settings:
     # stock returned; how often the serving processes look for such orders.
     payment_timeout_s: int = 900
     payment_sweep_s: float = 5.0
+    # Recommendations: seconds between refreshes of co-purchase counts and best sellers (one
+    # process at a time does the work, under a Redis lock).
+    recs_refresh_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

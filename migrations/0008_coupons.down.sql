@@ -1,3 +1,3 @@
-ALTER TABLE orders DROP COLUMN coupon_ids, DROP COLUMN points_used;
+ALTER TABLE orders DROP COLUMN coupon_ids, DROP COLUMN points_used, ADD COLUMN coupon_code text;
 DROP TABLE user_coupons;
 DROP TABLE coupon_templates;

@@ -53,5 +53,6 @@ CREATE INDEX user_coupons_wallet ON user_coupons (user_id, id DESC);
 CREATE INDEX user_coupons_order ON user_coupons (order_id) WHERE order_id IS NOT NULL;
 
 ALTER TABLE orders
+    DROP COLUMN coupon_code,
     ADD COLUMN coupon_ids   bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN points_used  bigint   NOT NULL DEFAULT 0 CHECK (points_used >= 0);

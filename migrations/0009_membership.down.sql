@@ -1,3 +1,4 @@
+DROP TABLE member_spending;
 DROP TABLE checkins;
 DROP TABLE member_levels;
 DROP TABLE points_ledger;

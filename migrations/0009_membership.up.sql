@@ -36,12 +36,13 @@ CREATE TRIGGER points_ledger_no_update BEFORE UPDATE OR DELETE ON points_ledger
 CREATE TRIGGER points_ledger_no_truncate BEFORE TRUNCATE ON points_ledger
     FOR EACH STATEMENT EXECUTE FUNCTION points_ledger_append_only();
 
--- The balance moves with every ledger row, in the same transaction.
+-- The balance moves with every ledger row, in the same transaction. Members are locked in
+-- user_id order, so two statements writing rows of the same users cannot deadlock.
 CREATE FUNCTION points_ledger_to_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO members AS m (user_id, points, redeemed)
     SELECT user_id, sum(delta), coalesce(sum(-delta) FILTER (WHERE reason = 'redeem'), 0)
-    FROM new_rows GROUP BY user_id
+    FROM new_rows GROUP BY user_id ORDER BY user_id
     ON CONFLICT (user_id) DO UPDATE
         SET points = m.points + excluded.points, redeemed = m.redeemed + excluded.redeemed,
             updated_at = now();
@@ -67,4 +68,15 @@ CREATE TABLE checkins (
     streak   integer NOT NULL CHECK (streak > 0),
     points   integer NOT NULL CHECK (points > 0),
     PRIMARY KEY (user_id, day)
+);
+
+-- The cash of each completed order counted into members.spent, once, and taken back once when
+-- the order is refunded. It makes `spent` idempotent by order even when an order earns no
+-- points (under one yuan of cash), which the ledger alone could not record.
+CREATE TABLE member_spending (
+    order_id     text        PRIMARY KEY,
+    user_id      text        NOT NULL,
+    amount       bigint      NOT NULL CHECK (amount >= 0),
+    counted_at   timestamptz NOT NULL DEFAULT now(),
+    refunded_at  timestamptz
 );

@@ -21,7 +21,7 @@ import asyncpg
 from aiohttp import web
 
 from mall.errors import ApiError, not_found
-from order_writer import history
+from order_writer import effects, history
 from order_writer.stock import record_stock_return
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ MAX_ORDER_ID = 80
 
 LOCK_ORDER = """
 SELECT order_id, user_id, sale_id, status, total, currency, paid_amount, payment_provider,
-       payment_ref
+       payment_ref, points_used
 FROM orders WHERE order_id = $1 FOR UPDATE
 """
 UPDATE_STATUS = """
@@ -108,11 +108,13 @@ async def transition(
         raise RuntimeError("transition must run inside a transaction")
     if to not in TRANSITIONS:
         raise ValueError(f"unknown order status {to!r}")
-    current: str = (await lock_order(conn, order_id))["status"]
+    order = await lock_order(conn, order_id)
+    current: str = order["status"]
     if to not in TRANSITIONS[current] or expected_from not in (None, current):
         raise illegal_transition(current, to)
     await conn.execute(UPDATE_STATUS, order_id, to)
     await history.append(conn, order_id, actor, current, to, reason, details)
+    await effects.apply(conn, order, current, to, actor)
     return current
 
 

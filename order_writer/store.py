@@ -37,7 +37,8 @@ class AcceptedOrder(msgspec.Struct, frozen=True):
     discount: int = 0
     delivery: str | None = None
     address: dict[str, Any] | None = None
-    coupon: str | None = None
+    coupon_ids: list[int] = msgspec.field(default_factory=list)
+    points_used: int = 0
 
     def __post_init__(self) -> None:
         if not self.items and (self.sku_id is None or self.qty is None or self.price is None):
@@ -68,20 +69,30 @@ LOCK_SKUS = "SELECT 1 FROM skus WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPD
 INSERT_ORDERS = """
 WITH incoming AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-                         $6::bigint[], $7::text[], $8::jsonb[], $9::text[], $10::timestamptz[])
+                         $6::bigint[], $7::text[], $8::jsonb[], $9::text[], $10::bigint[],
+                         $11::timestamptz[])
         AS t(order_id, user_id, sale_id, total, shipping_fee, discount, delivery, address,
-             coupon_code, created_at)
+             coupon_ids, points_used, created_at)
 ), lines AS (
-    SELECT * FROM unnest($11::text[], $12::bigint[], $13::integer[], $14::bigint[])
+    SELECT * FROM unnest($12::text[], $13::bigint[], $14::integer[], $15::bigint[])
         AS l(order_id, sku_id, qty, price)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, sale_id, status, total, shipping_fee, discount,
-                        delivery, address, coupon_code, created_at)
+                        delivery, address, coupon_ids, points_used, created_at)
     SELECT order_id, user_id, sale_id, 'pending_payment', total, shipping_fee, discount,
-           delivery, address, coupon_code, created_at
+           delivery, address, coupon_ids::bigint[], points_used, created_at
     FROM incoming
     ON CONFLICT (order_id) DO NOTHING
-    RETURNING order_id, sale_id
+    RETURNING order_id, sale_id, user_id, coupon_ids, points_used
+), coupons_used AS (
+    -- checkout reserved these uses atomically with the stock (lua/reserve.lua)
+    UPDATE user_coupons u SET state = 'used', order_id = c.order_id, used_at = now()
+    FROM (SELECT order_id, unnest(coupon_ids) AS coupon_id FROM inserted) c
+    WHERE u.id = c.coupon_id
+), points_redeemed AS (
+    INSERT INTO points_ledger (user_id, delta, reason, order_id, actor)
+    SELECT user_id, -points_used, 'redeem', order_id, 'checkout' FROM inserted
+    WHERE points_used > 0
 ), items AS (
     INSERT INTO order_items (order_id, sku_id, qty, price)
     SELECT l.order_id, l.sku_id, l.qty, l.price FROM lines l JOIN inserted USING (order_id)
@@ -107,13 +118,14 @@ class WriteResult:
 
 
 def _columns(orders: list[AcceptedOrder]) -> list[list[Any]]:
-    """The 14 array parameters of INSERT_ORDERS: ten order columns, then four line columns."""
+    """The 15 array parameters of INSERT_ORDERS: eleven order columns, then four line columns."""
     order_rows = []
     line_rows = []
     for o in orders:
         address = orjson.dumps(o.address).decode() if o.address is not None else None
         order_rows.append((o.order_id, o.user_id, o.sale_id, o.total, o.shipping_fee, o.discount,
-                           o.delivery, address, o.coupon,
+                           o.delivery, address,
+                           "{" + ",".join(map(str, o.coupon_ids)) + "}", o.points_used,
                            datetime.fromtimestamp(o.accepted_at_ms / 1000, tz=UTC)))
         line_rows += [(o.order_id, line.sku_id, line.qty, line.price) for line in o.lines()]
     return [list(column) for column in zip(*order_rows, strict=True)] + \

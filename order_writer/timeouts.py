@@ -56,10 +56,18 @@ async def cancel_overdue(conn: asyncpg.Connection, timeout_s: float,
     """Cancel up to `limit` overdue orders in the caller's transaction; their ids."""
     claimed = [r["order_id"] for r in await conn.fetch(CLAIM_OVERDUE, timeout_s, limit)]
     ordered = [r["order_id"] for r in await conn.fetch(SALE_OF_ORDERS, claimed)]
+    cancelled = []
     for order_id in ordered:
-        await cancel_order(conn, order_id, SYSTEM_ACTOR, PAYMENT_TIMEOUT_REASON,
-                           expected_from="pending_payment")
-    return ordered
+        try:
+            async with conn.transaction():  # a savepoint: one bad order spoils only itself
+                await cancel_order(conn, order_id, SYSTEM_ACTOR, PAYMENT_TIMEOUT_REASON,
+                                   expected_from="pending_payment")
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            log.error("order %s is past its payment deadline but cannot be cancelled",
+                      order_id, exc_info=True)
+            continue
+        cancelled.append(order_id)
+    return cancelled
 
 
 async def sweep_once(pool: asyncpg.Pool, timeout_s: float, limit: int = SWEEP_BATCH) -> list[str]:

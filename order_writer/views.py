@@ -23,6 +23,7 @@ from mall.resources import KEYS, PG, REDIS, VERIFIER
 SELECT_ORDER = """
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
        o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
+       o.shipping_fee, o.discount, o.coupon_ids, o.points_used,
        coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
                 ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
@@ -32,6 +33,7 @@ GROUP BY o.order_id
 LIST_ORDERS = """
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
        o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
+       o.shipping_fee, o.discount, o.coupon_ids, o.points_used,
        coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
                 ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
@@ -56,6 +58,10 @@ def _row_view(row: asyncpg.Record) -> dict[str, Any]:
         "sale_id": row["sale_id"],
         "items": orjson.loads(row["items"]),
         "total": row["total"],
+        "shipping_fee": row["shipping_fee"],
+        "discount": row["discount"],
+        "coupon_ids": list(row["coupon_ids"]),
+        "points_used": row["points_used"],
         "currency": row["currency"],
         "created_at": row["created_at"].astimezone(UTC).isoformat(),
         "paid_at": _iso(row["paid_at"]),
@@ -79,6 +85,10 @@ def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
         "items": order.get("items")
         or [{"sku_id": order["sku_id"], "qty": order["qty"], "price": order["price"]}],
         "total": order["total"],
+        "shipping_fee": order.get("shipping_fee", 0),
+        "discount": order.get("discount", 0),
+        "coupon_ids": order.get("coupon_ids", []),
+        "points_used": order.get("points_used", 0),
         "currency": "CNY",
         "created_at": created.isoformat(),
         "paid_at": None,
@@ -93,7 +103,8 @@ def _may_read(principal: Principal, owner: str) -> bool:
 @api_doc(
     summary="One order, for its owner or staff", tag="orders",
     roles=("customer", "member", "staff", "admin"),
-    responses={200: "{order_id, status, sale_id, items, total, currency, created_at, paid_at,"
+    responses={200: "{order_id, status, sale_id, items, total, shipping_fee, discount, "
+                    "coupon_ids, points_used, currency, created_at, paid_at,"
                     " shipment: {carrier, tracking_number, shipped_at, delivered_at} | null}"},
     errors={401: "unauthorized", 404: "not_found"},
 )

@@ -2,6 +2,9 @@
 
 from aiohttp import web
 
+from recommendations import http
+
 
 def setup(app: web.Application) -> None:
     """Register the recommendation routes and the recompute loop on the app."""
+    http.setup(app)

@@ -46,19 +46,58 @@ FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1
 """
 RELEASE_SKU_STOCK = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
 INSERT_SALE = """
-INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by,
+                         warmed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 RETURNING id
 """
 DELETE_SALE = "DELETE FROM flash_sales WHERE id = $1"
+# A closed sale ended when it was closed, if that came first; its unsold units left with it.
 SELECT_SALE = """
-SELECT id, sku_id, price, stock, sold, per_user_limit, starts_at, ends_at
+SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit,
+       least(starts_at, closed_at) AS starts_at, least(ends_at, closed_at) AS ends_at
 FROM flash_sales WHERE id = $1
 """
 
 
-def _ms(dt: datetime) -> int:
+async def why_not_reserved(conn: asyncpg.Connection, sku_id: int) -> ApiError:
+    """Why RESERVE_SKU_STOCK reserved nothing: no such SKU, unpublished, or too few units."""
+    row = await conn.fetchrow(SKU_AVAILABLE, sku_id)
+    if row is None:
+        return not_found("SKU")
+    if not row["published"]:
+        return ApiError(409, "not_published", "the SKU's product is not published")
+    return ApiError(
+        409, "insufficient_stock",
+        f"the SKU has {row['available']} units available, fewer than the sale's stock",
+    )
+
+
+def to_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
+
+
+class SkuStockMirror:
+    """Checkout's sellable stock of a SKU in Redis, moved with the units a sale takes or gives.
+
+    Units taken leave Redis first, inside the PostgreSQL transaction (refused when orders on
+    their way to PostgreSQL hold them); units given back reach Redis after the commit. Either
+    way Redis never offers more of a SKU than PostgreSQL will accept.
+    """
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._script = Script(redis, "adjust_stock")
+        self._keys = keys
+
+    async def take(self, sku_id: int, units: int) -> None:
+        code, now = await self._script([self._keys.sku_stock(sku_id)], [-units])
+        if int(code) == 1:
+            raise ApiError(409, "stock_in_flight",
+                           f"only {int(now)} units of the SKU are free; the rest are held by "
+                           "orders being placed", details={"free": int(now)})
+
+    async def give(self, sku_id: int, units: int) -> None:
+        await self._script([self._keys.sku_stock(sku_id)], [units])
 
 
 class Campaigns:
@@ -67,6 +106,7 @@ class Campaigns:
         self._redis = redis
         self._keys = keys
         self._init = Script(redis, "init_sale")
+        self.sku_mirror = SkuStockMirror(redis, keys)
 
     async def create(self, sale: NewFlashSale, created_by: str) -> int:
         """Reserve the units out of the SKU, record the sale, then make it sellable in Redis.
@@ -78,11 +118,16 @@ class Campaigns:
         async with self._pool.acquire() as conn, conn.transaction():
             reserved = await conn.fetchval(RESERVE_SKU_STOCK, sale.sku_id, sale.stock)
             if reserved is None:
-                raise await self._why_not_reserved(conn, sale)
-            sale_id = await conn.fetchval(
-                INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
-                sale.starts_at, sale.ends_at, created_by,
-            )
+                raise await why_not_reserved(conn, sale.sku_id)
+            await self.sku_mirror.take(sale.sku_id, sale.stock)
+            try:
+                sale_id = await conn.fetchval(
+                    INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
+                    sale.starts_at, sale.ends_at, created_by,
+                )
+            except BaseException:
+                await self.sku_mirror.give(sale.sku_id, sale.stock)
+                raise
         try:
             await self.load_into_redis(sale_id, sale.sku_id, sale.price, sale.stock,
                                        sale.per_user_limit, sale.starts_at, sale.ends_at)
@@ -91,20 +136,9 @@ class Campaigns:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(DELETE_SALE, sale_id)
                 await conn.execute(RELEASE_SKU_STOCK, sale.sku_id, sale.stock)
+            await self.sku_mirror.give(sale.sku_id, sale.stock)
             raise ApiError(503, "unavailable", "the sale could not be created; try again") from None
         return int(sale_id)
-
-    @staticmethod
-    async def _why_not_reserved(conn: asyncpg.Connection, sale: NewFlashSale) -> ApiError:
-        row = await conn.fetchrow(SKU_AVAILABLE, sale.sku_id)
-        if row is None:
-            return not_found("SKU")
-        if not row["published"]:
-            return ApiError(409, "not_published", "the SKU's product is not published")
-        return ApiError(
-            409, "insufficient_stock",
-            f"the SKU has {row['available']} units available, fewer than the sale's stock",
-        )
 
     async def load_into_redis(
         self, sale_id: int, sku_id: int, price: int, remaining: int, per_user_limit: int,
@@ -114,7 +148,7 @@ class Campaigns:
         await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
         await self._init(
             keys.init(),
-            [sale_id, sku_id, price, _ms(starts_at), _ms(ends_at), per_user_limit, remaining,
+            [sale_id, sku_id, price, to_ms(starts_at), to_ms(ends_at), per_user_limit, remaining,
              RELAY_GROUP],
         )
 
@@ -134,8 +168,9 @@ class Campaigns:
         if row is None:
             raise not_found("flash sale")
         return sale_view(
-            sale_id, row["sku_id"], row["price"], row["stock"], row["stock"] - row["sold"],
-            row["per_user_limit"], _ms(row["starts_at"]), _ms(row["ends_at"]),
+            sale_id, row["sku_id"], row["price"], row["stock"],
+            row["stock"] - row["sold"] - row["returned_to_sku"],
+            row["per_user_limit"], to_ms(row["starts_at"]), to_ms(row["ends_at"]),
         )
 
 

@@ -11,6 +11,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
+import audit
 from checkout.payments import store
 from checkout.payments.callbacks import CallbackHandler
 from checkout.payments.config import PaymentsConfig
@@ -102,6 +103,8 @@ async def post_webhook(request: web.Request) -> web.Response:
         raise not_found("payment provider")
     raw = await request.read()
     result = await request.app[CALLBACKS].handle(provider, request.headers, raw)
+    audit.note(request, payment_id=result.applied.payment_id,
+               outcome=result.applied.outcome.value, replayed=result.replayed)
     error = None if result.replayed else refusal(result.applied)
     if error is not None:
         raise error

@@ -9,7 +9,7 @@ import time
 import asyncpg
 
 from order_writer.lifecycle import ImmediateRefunder, RefundDue, cancel_order, settle
-from order_writer.timeouts import PaymentDeadlineSweeper, retry_stale_refunds
+from order_writer.timeouts import PaymentDeadlineSweeper, retry_stale_refunds, sweep_once
 from tests.integration.test_lifecycle_helpers import (
     DAY_S,
     make_order,
@@ -46,6 +46,22 @@ async def test_sweeper_task_cancels_overdue_orders_and_stops_on_its_flag(
     assert not task.cancelled()
     assert await stock_returns(pg, overdue.order_id) == 1
     assert await status_of(pg, fresh.order_id) == "pending_payment"
+
+
+async def test_an_order_that_cannot_be_cancelled_holds_back_no_other(pg: asyncpg.Pool) -> None:
+    # Its sale's counter says nothing was sold (inconsistent data): giving its units back
+    # would break CHECK (sold >= 0), so that one order cannot be cancelled.
+    broken = await make_order(pg, qty=1, age_s=3 * DAY_S)
+    await pg.execute("UPDATE flash_sales SET sold = 0 WHERE id = $1", broken.sale_id)
+    sound = await make_order(pg, qty=1, age_s=3 * DAY_S)
+    try:
+        cancelled = await sweep_once(pg, timeout_s=DAY_S)
+        assert sound.order_id in cancelled and broken.order_id not in cancelled
+        assert await status_of(pg, sound.order_id) == "cancelled"
+        assert await status_of(pg, broken.order_id) == "pending_payment"
+        assert await stock_returns(pg, broken.order_id) == 0
+    finally:  # mended, so no other sweeper keeps tripping over it
+        await pg.execute("UPDATE flash_sales SET sold = 1 WHERE id = $1", broken.sale_id)
 
 
 async def test_a_long_interval_does_not_delay_shutdown(pg: asyncpg.Pool) -> None:

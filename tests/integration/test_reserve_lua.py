@@ -10,26 +10,24 @@ from collections import Counter
 import orjson
 from redis.asyncio import Redis
 
+from checkout.reservation import PointsSpend, Reservation
 from mall.autopipe import ScriptPipe
 from mall.keys import Keys, make_checkout_order_id
 from mall.lua import read_script
 from mall.settings import Settings
 
-ACCEPTED, REPLAY, SHORT, REUSED = 0, 1, 2, 7
+ACCEPTED, REPLAY, SHORT, NO_POINTS, COUPON_USED, REUSED = 0, 1, 2, 3, 4, 7
 
 
 def call_args(keys: Keys, user: str, lines: list[tuple[int, int, int]], fp: str = "",
-              idem: str | None = None) -> tuple[list[str], list[object], str]:
-    """lines: (sku id, qty, units to start from)."""
+              idem: str | None = None, coupons: list[tuple[int, int]] | None = None,
+              points: PointsSpend | None = None) -> tuple[list[str], list[object], str]:
+    """lines: (sku id, qty, units to start from); coupons: (user coupon id, times returned)."""
     order_id = make_checkout_order_id(uuid.uuid4().hex)
     order = orjson.dumps({"order_id": order_id, "user_id": user,
                           "items": [{"sku_id": s, "qty": q, "price": 1} for s, q, _ in lines]})
-    script_keys = [keys.checkout.idempotency(user, idem or "-"),
-                   keys.checkout.order_view(order_id), keys.checkout.outbox,
-                   *(keys.sku_stock(s) for s, _, _ in lines)]
-    args: list[object] = [fp, order_id, order, 60]
-    for _, qty, start in lines:
-        args += [qty, start]
+    script_keys, args = Reservation(user, order_id, order, 60, lines, coupons or [], points,
+                                    idem, fp).call(keys)
     return script_keys, args, order_id
 
 
@@ -103,3 +101,81 @@ async def test_overlapping_baskets_never_oversell_or_hold_partially(
         assert left >= 0
         assert left == start[sku] - taken[sku], "a rejected basket held some units"
     assert sum(1 for r in replies if r[0] == ACCEPTED) > 10
+
+
+async def test_a_coupon_use_is_reserved_once_until_given_back(
+    redis: Redis, settings: Settings
+) -> None:
+    keys = Keys(settings.namespace)
+    (a,) = skus(1)
+    coupon = random.randrange(10**9, 2 * 10**9)
+    pipe = ScriptPipe(settings.redis_url, read_script("reserve"))
+    try:
+        # 200 concurrent orders race for one coupon: exactly one gets it, and the losers hold
+        # no stock.
+        calls = [pipe.call(*call_args(keys, "cu", [(a, 1, 500)], coupons=[(coupon, 0)])[:2])
+                 for _ in range(200)]
+        replies = await asyncio.gather(*calls)
+        codes = Counter(int(r[0]) for r in replies)
+        assert codes == {ACCEPTED: 1, COUPON_USED: 199}
+        assert int(await redis.get(keys.sku_stock(a))) == 499
+        assert int(await redis.get(keys.checkout.coupon_uses(coupon))) == 1
+        # the order was cancelled before payment: returned once, usable once more
+        k, args, _ = call_args(keys, "cu", [(a, 1, 500)], coupons=[(coupon, 1)])
+        assert (await pipe.call(k, args))[0] == ACCEPTED
+        k, args, _ = call_args(keys, "cu", [(a, 1, 500)], coupons=[(coupon, 1)])
+        assert await pipe.call(k, args) == [COUPON_USED, 1]
+        # a stale reader that still sees returned_count 0 cannot use it either
+        k, args, _ = call_args(keys, "cu", [(a, 1, 500)], coupons=[(coupon, 0)])
+        assert (await pipe.call(k, args))[0] == COUPON_USED
+        assert int(await redis.get(keys.sku_stock(a))) == 498
+    finally:
+        await pipe.aclose()
+
+
+async def test_points_never_spent_twice_under_concurrency(redis: Redis, settings: Settings) -> None:
+    keys = Keys(settings.namespace)
+    (a,) = skus(1)
+    user = f"pts{random.randrange(10**9)}"
+    pipe = ScriptPipe(settings.redis_url, read_script("reserve"))
+    try:
+        # balance 1,000 of which 200 were already redeemed and persisted; 300 orders of 30
+        spend = PointsSpend(wanted=30, balance=1000, redeemed=200)
+        calls = [pipe.call(*call_args(keys, user, [(a, 1, 1000)], points=spend)[:2])
+                 for _ in range(300)]
+        replies = await asyncio.gather(*calls)
+        accepted = sum(1 for r in replies if r[0] == ACCEPTED)
+        assert accepted == 1000 // 30
+        assert all(r == [NO_POINTS, 1000 - 30 * accepted] for r in replies if r[0] != ACCEPTED)
+        assert int(await redis.get(keys.checkout.points_reserved(user))) == 200 + 30 * accepted
+        assert int(await redis.get(keys.sku_stock(a))) == 1000 - accepted
+        # the writer persisted them all: PostgreSQL now says balance 10, redeemed 1,190
+        persisted = PointsSpend(wanted=10, balance=1000 - 30 * accepted,
+                                redeemed=200 + 30 * accepted)
+        k, args, _ = call_args(keys, user, [(a, 1, 1000)], points=persisted)
+        assert (await pipe.call(k, args))[0] == ACCEPTED
+        k, args, _ = call_args(keys, user, [(a, 1, 1000)], points=persisted)
+        assert (await pipe.call(k, args))[0] == NO_POINTS
+    finally:
+        await pipe.aclose()
+
+
+async def test_short_stock_holds_no_coupon_and_no_points(redis: Redis, settings: Settings) -> None:
+    keys = Keys(settings.namespace)
+    (a,) = skus(1)
+    coupon = random.randrange(10**9, 2 * 10**9)
+    user = f"pts{random.randrange(10**9)}"
+    pipe = ScriptPipe(settings.redis_url, read_script("reserve"))
+    try:
+        k, args, _ = call_args(keys, user, [(a, 5, 2)], coupons=[(coupon, 0)],
+                               points=PointsSpend(50, 100, 0))
+        assert await pipe.call(k, args) == [SHORT, 1, 2]
+        assert await redis.get(keys.checkout.coupon_uses(coupon)) is None
+        assert await redis.get(keys.checkout.points_reserved(user)) is None
+        k, args, _ = call_args(keys, user, [(a, 1, 2)], coupons=[(coupon, 0)],
+                               points=PointsSpend(500, 100, 0))
+        assert await pipe.call(k, args) == [NO_POINTS, 100]
+        assert await redis.get(keys.checkout.coupon_uses(coupon)) is None
+        assert int(await redis.get(keys.sku_stock(a))) == 2
+    finally:
+        await pipe.aclose()

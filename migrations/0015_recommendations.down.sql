@@ -1,0 +1,2 @@
+DROP INDEX order_history_cancelled;
+DROP INDEX orders_persisted;
