@@ -3,8 +3,6 @@ dashboard page that loads the charts with the caller's bearer token."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Final
 
 from aiohttp import web
@@ -14,6 +12,7 @@ from analytics.dashboard import dashboard_page
 from analytics.params import FORMATS, PERIOD_DOCS, parse_choice
 from analytics.reports import Report, ReportFn
 from mall.auth import require_staff
+from mall.csv_export import csv_body
 from mall.errors import json_response
 from mall.openapi import api_doc
 from mall.resources import PG, VERIFIER
@@ -21,7 +20,6 @@ from mall.resources import PG, VERIFIER
 BASE: Final = "/api/v1/admin/reports"
 STAFF_ROLES: Final = ("staff", "admin")
 ERRORS: Final = {401: "unauthorized", 403: "forbidden", 422: "invalid_request"}
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 LIST_DOC: Final = {"limit": "entries per list, 1-1000 (default 20)"}
 SALES_DOCS: Final = {**PERIOD_DOCS, "granularity": "day (default), week, month or all",
                      "group_by": "category or product (revenue is then the line value)"}
@@ -34,26 +32,6 @@ async def run_report(request: web.Request, report: ReportFn, query: Any = None) 
         return await report(conn, request.query if query is None else query)
 
 
-def csv_cell(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula is quoted out; None is an empty cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_body(report: Report) -> bytes:
-    buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\r\n")
-    out.writerow(report.columns)
-    for row in report.rows:
-        out.writerow([csv_cell(row[c]) for c in report.columns])
-    return buffer.getvalue().encode()
-
-
 def report_handler(name: str, report: ReportFn, summary: str, query: dict[str, str],
                    rows: str) -> Any:
     @api_doc(summary=summary, tag="reports", roles=STAFF_ROLES, query=query,
@@ -64,7 +42,7 @@ def report_handler(name: str, report: ReportFn, summary: str, query: dict[str, s
         fmt = parse_choice(request.query, "format", FORMATS, "json")
         result = await run_report(request, report)
         if fmt == "csv":
-            return web.Response(body=csv_body(result), headers={
+            return web.Response(body=csv_body(result.columns, result.rows), headers={
                 "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": f'attachment; filename="{name}.csv"'})
         return json_response(result.view())

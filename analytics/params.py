@@ -8,6 +8,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from mall.errors import invalid
+from mall.params import query_int
 
 REPORT_TZ: Final = ZoneInfo("Asia/Shanghai")
 REPORT_TZ_NAME: Final = "Asia/Shanghai"
@@ -75,12 +76,8 @@ def parse_choice(query: Any, name: str, choices: tuple[str, ...],
 
 
 def parse_int(query: Any, name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not low <= int(raw) <= high:
-        raise invalid(f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    value = query_int(query.get(name), name, low, high)
+    return default if value is None else value
 
 
 def parse_optional_id(query: Any, name: str) -> int | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,14 +12,15 @@ from aiohttp import web
 
 from audit.log import KINDS
 from mall.auth import require_staff
+from mall.csv_export import stream_query
 from mall.errors import invalid, json_response
 from mall.openapi import api_doc
+from mall.params import query_int
 from mall.resources import PG, VERIFIER
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 EXPORT_MAX_ROWS = 100_000
-EXPORT_FLUSH_BYTES = 64 * 1024
 MAX_ID = 2**63 - 1
 COLUMNS = ("id", "at", "kind", "actor", "actor_role", "ip", "method", "path", "route", "target",
            "status", "outcome", "details", "request_id")
@@ -78,14 +77,6 @@ def _timestamp(raw: str | None, name: str) -> datetime | None:
     return value
 
 
-def _small_int(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
-        raise invalid(f"{name} must be an integer from {low} to {high}")
-    return int(raw)
-
-
 def _text(raw: str | None, name: str) -> str | None:
     if raw is not None and not (1 <= len(raw) <= 128 and raw.isprintable()):
         raise invalid(f"{name} must be 1-128 printable characters")
@@ -104,10 +95,10 @@ def parse_filters(query: Any) -> AuditFilters:
     at_from, at_to = _timestamp(query.get("from"), "from"), _timestamp(query.get("to"), "to")
     if at_from is not None and at_to is not None and at_from > at_to:
         raise invalid("from must not be after to")
-    cursor = _small_int(query.get("cursor"), "cursor", 1, MAX_ID)
+    cursor = query_int(query.get("cursor"), "cursor", 1, MAX_ID)
     return AuditFilters(kind, _text(query.get("actor"), "actor"),
                         _text(query.get("target"), "target"), at_from, at_to,
-                        _small_int(query.get("status"), "status", 100, 599),
+                        query_int(query.get("status"), "status", 100, 599),
                         cursor if cursor is not None else MAX_ID)
 
 
@@ -138,43 +129,16 @@ async def get_audit(request: web.Request) -> web.StreamResponse:
         if "limit" in request.query:
             raise invalid("limit applies to JSON pages only")
         return await _export_csv(request, filters)
-    limit = _small_int(request.query.get("limit"), "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
+    limit = query_int(request.query.get("limit"), "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
     rows = await request.app[PG].fetch(SEARCH, *filters.args(), limit + 1)
     page = rows[:limit]
     next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
     return json_response({"items": [_view(r) for r in page], "next_cursor": next_cursor})
 
 
-def _csv_cell(value: Any) -> Any:
-    """Dates as ISO 8601; text a spreadsheet would run as a formula is quoted out."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if value is not None and not isinstance(value, str | int):
-        value = str(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 async def _export_csv(request: web.Request, filters: AuditFilters) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="audit.csv"',
-    })
-    buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\r\n")
-    out.writerow(COLUMNS)
-    async with request.app[PG].acquire() as conn, conn.transaction(readonly=True):
-        await response.prepare(request)
-        async for row in conn.cursor(SEARCH, *filters.args(), EXPORT_MAX_ROWS, prefetch=1000):
-            out.writerow([_csv_cell(row[name]) for name in COLUMNS])
-            if buffer.tell() >= EXPORT_FLUSH_BYTES:
-                await response.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+    return await stream_query(request, request.app[PG], "audit.csv", COLUMNS, SEARCH,
+                              *filters.args(), EXPORT_MAX_ROWS)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -13,7 +13,6 @@ import asyncpg
 import orjson
 from aiohttp import web
 from msgspec import UNSET
-from redis.asyncio import Redis
 
 from catalog_api import cache
 from catalog_api.changes import Change, record
@@ -22,11 +21,10 @@ from catalog_api.models import AddedSku, SkuEdit, clean_attributes
 from catalog_api.products import sku_view
 from mall.errors import ApiError, decode_body, invalid, json_response, not_found
 from mall.idempotency import idempotent
-from mall.keys import Keys
-from mall.lua import Script
 from mall.openapi import api_doc
 from mall.params import path_id
 from mall.resources import KEYS, PG, REDIS, SETTINGS
+from mall.stock_mirror import StockMirror
 
 PRODUCT_EXISTS = "SELECT 1 FROM products WHERE id = $1"
 INSERT_SKU = """
@@ -113,24 +111,6 @@ def _edited_values(current: asyncpg.Record, edit: SkuEdit) -> dict[str, Any]:
                        "lower or clear member_price in the same request",
                        details={"member_price": new["member_price"]})
     return new
-
-
-class StockMirror:
-    """Keeps checkout's sellable stock in Redis in step with staff changes of SKU stock."""
-
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._script = Script(redis, "adjust_stock")
-        self._keys = keys
-
-    async def take(self, sku_id: int, units: int) -> None:
-        code, now = await self._script([self._keys.sku_stock(sku_id)], [-units])
-        if int(code) == 1:
-            raise ApiError(409, "stock_in_flight",
-                           f"only {int(now)} units are free; the rest are held by orders "
-                           "being placed", details={"free": int(now)})
-
-    async def give(self, sku_id: int, units: int) -> None:
-        await self._script([self._keys.sku_stock(sku_id)], [units])
 
 
 async def _invalidate(request: web.Request, product_id: int) -> None:

@@ -1,10 +1,11 @@
-"""Reading ids from request paths, the same way on every route."""
+"""Reading ids from request paths and integers from query strings, the same way on every
+route."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from mall.errors import not_found
+from mall.errors import invalid, not_found
 
 MAX_ID = 2**62
 
@@ -18,3 +19,27 @@ def path_id(request: web.Request, name: str, what: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
         raise not_found(what)
     return int(raw)
+
+
+def query_int(raw: str | None, name: str, low: int, high: int) -> int | None:
+    """An integer query parameter from `low` to `high`; None when absent, otherwise 422
+    `invalid_request`. ASCII digits only, like path_id."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not low <= int(raw) <= high:
+        raise invalid(f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def query_limit(raw: str | None, default: int, maximum: int) -> int:
+    """A page size from 1 to `maximum`, `default` when absent."""
+    value = query_int(raw, "limit", 1, maximum)
+    return default if value is None else value
+
+
+def query_id_cursor(raw: str | None) -> int | None:
+    """A keyset cursor that is the last row's id."""
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= len(raw) <= 19
+                                and 1 <= int(raw) <= MAX_ID):
+        raise invalid("cursor is not valid")
+    return int(raw) if raw is not None else None

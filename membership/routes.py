@@ -7,9 +7,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from mall.errors import invalid, json_response
+from mall.errors import json_response
 from mall.idempotency import idempotent
 from mall.openapi import api_doc
+from mall.params import query_id_cursor, query_limit
 from mall.resources import PG, VERIFIER
 from membership import checkin, ledger
 from membership.levels import level_of
@@ -21,19 +22,11 @@ MAX_LIMIT = 100
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def parse_cursor(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
-        raise invalid("cursor is not valid")
-    return int(raw)
+    return query_id_cursor(raw)
 
 
 async def membership_view(conn: asyncpg.Connection, user_id: str) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,9 +11,10 @@ import msgspec
 from aiohttp import web
 
 from mall.auth import Principal, require_staff
+from mall.csv_export import stream_query
 from mall.errors import decode_body, invalid, json_response
 from mall.openapi import api_doc
-from mall.params import path_id
+from mall.params import path_id, query_limit
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales
 from order_writer.lifecycle import REFUNDER, STATUSES, settle, transition
@@ -26,7 +25,6 @@ STAFF_ERRORS = {401: "unauthorized", 403: "forbidden"}
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 EXPORT_MAX_ROWS = 100_000
-EXPORT_FLUSH_BYTES = 64 * 1024
 FILTER_DOCS = {
     "status": "one order status", "user_id": "the buyer", "sale_id": "a flash sale id",
     "created_from": "ISO 8601 with offset, inclusive", "created_to": "ISO 8601, exclusive",
@@ -144,11 +142,7 @@ def parse_filters(query: Any) -> OrderFilters:
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def _order_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -177,15 +171,6 @@ async def get_orders(request: web.Request) -> web.Response:
     return json_response({"items": [_order_view(r) for r in page], "next_cursor": next_cursor})
 
 
-def _csv_cell(value: Any) -> Any:
-    """Dates as ISO 8601; text a spreadsheet would run as a formula is quoted out."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @api_doc(
     summary="Export orders as CSV (same filters as the search; at most 100,000 rows)",
     tag="admin", roles=STAFF_ROLES, query=FILTER_DOCS,
@@ -195,26 +180,8 @@ def _csv_cell(value: Any) -> Any:
 async def get_orders_csv(request: web.Request) -> web.StreamResponse:
     _staff(request)
     filters = parse_filters(request.query)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="orders.csv"',
-    })
-    buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\r\n")
-    out.writerow(ORDER_COLUMNS)
-    async with request.app[PG].acquire() as conn, conn.transaction(readonly=True):
-        await response.prepare(request)
-        rows = conn.cursor(SEARCH_ORDERS, *filters.args(), None, "", EXPORT_MAX_ROWS,
-                           prefetch=1000)
-        async for row in rows:
-            out.writerow([_csv_cell(row[name]) for name in ORDER_COLUMNS])
-            if buffer.tell() >= EXPORT_FLUSH_BYTES:
-                await response.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+    return await stream_query(request, request.app[PG], "orders.csv", ORDER_COLUMNS,
+                              SEARCH_ORDERS, *filters.args(), None, "", EXPORT_MAX_ROWS)
 
 
 # -- after-sales -------------------------------------------------------------------------------

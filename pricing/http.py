@@ -7,10 +7,10 @@ from aiohttp import web
 from catalog_api import cache
 from catalog_api.http import CATALOG_KEYS
 from mall.auth import Principal, require_staff
-from mall.errors import decode_body, invalid, json_response
+from mall.errors import decode_body, json_response
 from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.params import path_id
+from mall.params import path_id, query_id_cursor, query_limit
 from mall.resources import PG, REDIS, SETTINGS, VERIFIER
 from pricing import store
 from pricing.models import MAX_ITEMS, NewPriceList, PriceListEdit
@@ -42,19 +42,11 @@ async def _invalidate(request: web.Request, written: store.Written) -> None:
 
 
 def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(request.query.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def _cursor(request: web.Request) -> int | None:
-    raw = request.query.get("cursor")
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
-        raise invalid("cursor is not valid")
-    return int(raw)
+    return query_id_cursor(request.query.get("cursor"))
 
 
 @api_doc(

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from checkout.keys import CheckoutKeys
 from mall.background import StoppableLoop, stop_task
-from mall.errors import invalid, json_response, not_found
+from mall.errors import json_response, not_found
 from mall.openapi import api_doc
-from mall.params import path_id
+from mall.params import path_id, query_limit
 from mall.resources import PG, REDIS, SETTINGS, VERIFIER
 from recommendations import serve
 from recommendations.build import RecsBuilder
@@ -28,11 +28,7 @@ ITEM = "{id, name, price_from, currency, reason: bought_together | popular_in_ca
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 @api_doc(

@@ -35,12 +35,13 @@ from mall.background import StoppableLoop
 from mall.errors import ApiError, invalid, not_found
 from mall.keys import RELAY_GROUP, Keys
 from mall.lua import Script
+from mall.params import query_id_cursor, query_limit
+from mall.stock_mirror import StockMirror
 from seckill.campaigns import (
     MAX_PRICE,
     MAX_SALE_STOCK,
     RESERVE_SKU_STOCK,
     AwareDatetime,
-    SkuStockMirror,
     to_ms,
     why_not_reserved,
 )
@@ -123,11 +124,7 @@ MARK_WARMED = "UPDATE flash_sales SET warmed_at = now() WHERE id = $1"
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def parse_state(raw: str | None) -> str | None:
@@ -137,11 +134,7 @@ def parse_state(raw: str | None) -> str | None:
 
 
 def parse_id_cursor(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise invalid("cursor is not valid")
-    return int(raw)
+    return query_id_cursor(raw)
 
 
 def encode_start_cursor(starts_at: datetime, sale_id: int) -> str:
@@ -195,7 +188,7 @@ def _new_terms(row: asyncpg.Record | None, changes: dict[str, Any]) -> dict[str,
 
 class CampaignAdmin:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys,
-                 mirror: SkuStockMirror) -> None:
+                 mirror: StockMirror) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from mall.errors import ApiError, invalid, not_found
 from mall.keys import RELAY_GROUP, Keys
 from mall.lua import Script
+from mall.stock_mirror import StockMirror
 
 log = logging.getLogger(__name__)
 
@@ -77,36 +78,13 @@ def to_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-class SkuStockMirror:
-    """Checkout's sellable stock of a SKU in Redis, moved with the units a sale takes or gives.
-
-    Units taken leave Redis first, inside the PostgreSQL transaction (refused when orders on
-    their way to PostgreSQL hold them); units given back reach Redis after the commit. Either
-    way Redis never offers more of a SKU than PostgreSQL will accept.
-    """
-
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._script = Script(redis, "adjust_stock")
-        self._keys = keys
-
-    async def take(self, sku_id: int, units: int) -> None:
-        code, now = await self._script([self._keys.sku_stock(sku_id)], [-units])
-        if int(code) == 1:
-            raise ApiError(409, "stock_in_flight",
-                           f"only {int(now)} units of the SKU are free; the rest are held by "
-                           "orders being placed", details={"free": int(now)})
-
-    async def give(self, sku_id: int, units: int) -> None:
-        await self._script([self._keys.sku_stock(sku_id)], [units])
-
-
 class Campaigns:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys
         self._init = Script(redis, "init_sale")
-        self.sku_mirror = SkuStockMirror(redis, keys)
+        self.sku_mirror = StockMirror(redis, keys)
 
     async def create(self, sale: NewFlashSale, created_by: str) -> int:
         """Reserve the units out of the SKU, record the sale, then make it sellable in Redis.

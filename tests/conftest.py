@@ -59,6 +59,19 @@ async def fresh_settings(database_url: str) -> AsyncIterator[Settings]:
     await drop_namespace(s)
 
 
+@pytest.fixture
+async def own_database_settings(database_url: str) -> AsyncIterator[Settings]:
+    """A database and a namespace of their own, for a test whose checks would see the work of
+    the background loops that other apps run on the shared test database (they apply returned
+    stock and settle sales database-wide, as one deployment's processes do)."""
+    url = database_url.rsplit("/", 1)[0] + "/" + unique_namespace("mall_own_")
+    await migrate(url)
+    s = settings_for(url, "o")
+    yield s
+    await drop_namespace(s)
+    await drop_database(url)
+
+
 @pytest.fixture(scope="session")
 async def pg(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)

@@ -37,9 +37,10 @@ async def wait_for(probe, expected: object, timeout_s: float = 60) -> None:  # t
         await asyncio.sleep(0.1)
 
 
-async def test_end_early_under_concurrent_buying(fresh_settings: Settings, pg: asyncpg.Pool,
+async def test_end_early_under_concurrent_buying(own_database_settings: Settings,
                                                  redis: Redis) -> None:
-    settings = fresh_settings
+    settings = own_database_settings
+    pg = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     stack = Stack.create(settings, "campaign-end", workers=2)
     staff = auth(settings, "ops", "staff")
     try:
@@ -150,6 +151,7 @@ async def test_end_early_under_concurrent_buying(fresh_settings: Settings, pg: a
                 sold - 1, sold - 1, STOCK - sold + 1, 1, True)
     finally:
         stack.stop()
+        await pg.close()
 
 
 async def sku_stock(pg: asyncpg.Pool, sku: int) -> int:
