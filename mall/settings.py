@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 log = logging.getLogger(__name__)
 
 DEV_JWT_SECRET = "flashmall-dev-secret-change-me-in-production"
+# 32 bytes, URL-safe base64: the development key for personal data at rest (a warning is logged)
+DEV_DATA_KEY = "Zmxhc2htYWxsLWRldi1kYXRhLWtleS0zMi1ieXRlcyE="
 _NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -72,6 +74,18 @@ class Settings:
     # Recommendations: seconds between refreshes of co-purchase counts and best sellers (one
     # process at a time does the work, under a Redis lock).
     recs_refresh_s: float = 60.0
+    # Key (32 bytes, URL-safe base64) that encrypts phone numbers and addresses at rest.
+    data_key: str = DEV_DATA_KEY
+    # How often one serving process compares Redis with PostgreSQL and exports the drift.
+    drift_check_s: float = 10.0
+    # Rate limits: requests per `rate_window_s` per user, per client IP, and per flash sale
+    # (all users together); beyond them 429 with Retry-After.
+    rate_window_s: float = 1.0
+    rate_limit_user: int = 20
+    rate_limit_ip: int = 200
+    rate_limit_sale: int = 50_000
+    # Lifetime of a flash sale's single-use admission token (anti-bot), seconds.
+    admission_token_ttl_s: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
