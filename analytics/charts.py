@@ -51,7 +51,9 @@ def sales_chart(rows: list[dict[str, Any]], title: str) -> str:
         body.append(f'<text x="{WIDTH // 2}" y="{TOP + plot_h // 2}" text-anchor="middle" '
                     f'{FONT}>no sales in this period</text>')
     slot = plot_w / max(len(rows), 1)
-    every = max(1, -(-len(rows) // MAX_X_LABELS))
+    # an axis label is the period's date; every n-th bar is labelled so that labels never meet
+    label_px = 7 * 10 + 10
+    every = max(1, -(-len(rows) // MAX_X_LABELS), -(-label_px // max(int(slot), 1)))
     for i, r in enumerate(rows):
         h = plot_h * int(r["revenue"]) / top
         x = LEFT + i * slot + slot * 0.1
@@ -60,7 +62,7 @@ def sales_chart(rows: list[dict[str, Any]], title: str) -> str:
                     f'height="{h:.1f}" fill="{BAR}"><title>{escape(label)}</title></rect>')
         if i % every == 0:
             body.append(f'<text x="{x + slot * 0.4:.1f}" y="{TOP + plot_h + 16}" '
-                        f'text-anchor="middle" {FONT}>{escape(str(r["period"]))}</text>')
+                        f'text-anchor="middle" {FONT}>{escape(str(r["period"])[:10])}</text>')
     body.append(f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" '
                 f'y2="{TOP + plot_h}" stroke="#333"/>')
     body.append(f'<text x="{LEFT}" y="{HEIGHT - 14}" {FONT}>revenue, CNY</text>')
