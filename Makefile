@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test test-tools soak demo bench locust recs-eval lint clean
+	test test-tools soak faults demo bench bench-faults locust recs-eval lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -32,6 +32,8 @@ help:
 	@echo "  demo             run the mall here and send it a burst of orders (DEMO_ARGS=...)"
 	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
 	@echo "  locust           a bounded promotion-day run in Locust (LOCUST_ARGS=...)"
+	@echo "  faults           the fault-injection scenarios only (part of test)"
+	@echo "  bench-faults     the fault scenarios with larger bursts, table to bench/RESULTS.md (FAULTS_ARGS=...)"
 	@echo "  recs-eval        hit rate of the recommendations on a generated order history (RECS_ARGS=...)"
 	@echo "  lint             ruff check"
 	@echo "  clean            remove run files and caches (keeps .venv)"
@@ -113,6 +115,14 @@ bench: install-bench services
 # headless and bounded: LOCUST_ARGS="--users 50 --seconds 30".
 locust: install-bench services
 	$(PY) -m bench.locust_run $(LOCUST_ARGS)
+
+# The fault scenarios only (private Redis, PostgreSQL and RabbitMQ on free loopback ports).
+faults: install services
+	$(PY) -m pytest -q -m "not soak" $(PYTEST_ARGS) tests/faults
+
+# The fault scenarios with larger bursts, as a table appended to bench/RESULTS.md.
+bench-faults: install services
+	$(PY) -m bench.faults $(FAULTS_ARGS)
 
 # Hit rate of the recommendations on a generated order history (throwaway database and namespace):
 # RECS_ARGS="--users 2000 --orders 20000 --seed 11".

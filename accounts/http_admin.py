@@ -9,9 +9,10 @@ from aiohttp import web
 from accounts.models import RoleBody
 from accounts.users import SELECT_BY_ID, change_role, user_view
 from mall.auth import require_staff
+from mall.crypto import data_cipher
 from mall.errors import ApiError, decode_body, json_response, not_found
 from mall.openapi import api_doc
-from mall.resources import PG, VERIFIER
+from mall.resources import PG, SETTINGS, VERIFIER
 
 _USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 USER = "{user_id, phone, email, role, nickname, avatar_url, created_at}"
@@ -31,7 +32,7 @@ async def get_user(request: web.Request) -> web.Response:
     row = await request.app[PG].fetchrow(SELECT_BY_ID, _user_id(request))
     if row is None:
         raise not_found("user")
-    return json_response(user_view(row))
+    return json_response(user_view(row, data_cipher(request.app[SETTINGS])))
 
 
 @api_doc(
@@ -49,7 +50,7 @@ async def put_role(request: web.Request) -> web.Response:
     user_id = _user_id(request)
     body = decode_body(await request.read(), RoleBody)
     row = await change_role(request.app[PG], principal, user_id, body.role)
-    return json_response(user_view(row))
+    return json_response(user_view(row, data_cipher(request.app[SETTINGS])))
 
 
 def setup_routes(app: web.Application) -> None:

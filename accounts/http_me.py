@@ -11,16 +11,21 @@ from aiohttp import web
 from accounts import addresses
 from accounts.models import AddressBody, AddressPatch, ProfilePatch
 from accounts.users import SELECT_BY_ID, update_profile, user_view
+from mall.crypto import DataCipher, data_cipher
 from mall.errors import decode_body, json_response, not_found
 from mall.idempotency import idempotent
 from mall.openapi import api_doc
 from mall.params import path_id
-from mall.resources import PG, VERIFIER
+from mall.resources import PG, SETTINGS, VERIFIER
 
 ANY_ROLE = ("customer", "member", "staff", "admin")
 USER = "{user_id, phone, email, role, nickname, avatar_url, created_at}"
 ADDRESS = ("{id, recipient, phone, province, city, district, line, postal_code, is_default, "
            "created_at, updated_at}")
+
+
+def _cipher(request: web.Request) -> DataCipher:
+    return data_cipher(request.app[SETTINGS])
 
 
 def _address_id(request: web.Request) -> int:
@@ -34,7 +39,7 @@ async def get_me(request: web.Request) -> web.Response:
     row = await request.app[PG].fetchrow(SELECT_BY_ID, principal.user_id)
     if row is None:
         raise not_found("account")
-    return json_response(user_view(row))
+    return json_response(user_view(row, _cipher(request)))
 
 
 @api_doc(summary="Change the caller's nickname or avatar", tag="accounts", roles=ANY_ROLE,
@@ -46,14 +51,14 @@ async def patch_me(request: web.Request) -> web.Response:
     row = await update_profile(request.app[PG], principal.user_id, patch)
     if row is None:
         raise not_found("account")
-    return json_response(user_view(row))
+    return json_response(user_view(row, _cipher(request)))
 
 
 @api_doc(summary="The caller's addresses, newest first", tag="accounts", roles=ANY_ROLE,
          responses={200: f"{{items: [{ADDRESS}]}}"}, errors={401: "unauthorized"})
 async def list_addresses(request: web.Request) -> web.Response:
     principal = request.app[VERIFIER].from_request(request)
-    items = await addresses.list_addresses(request.app[PG], principal.user_id)
+    items = await addresses.list_addresses(request.app[PG], _cipher(request), principal.user_id)
     return json_response({"items": items})
 
 
@@ -68,7 +73,8 @@ async def post_address(request: web.Request) -> web.Response:
     raw = await request.read()
     body = decode_body(raw, AddressBody)
     async def run() -> web.Response:
-        address = await addresses.create_address(app[PG], principal.user_id, body)
+        address = await addresses.create_address(app[PG], _cipher(request), principal.user_id,
+                                                  body)
         return json_response(address, status=201)
 
     return await idempotent(request, "addresses", principal.user_id, raw, run)
@@ -80,7 +86,8 @@ async def get_address(request: web.Request) -> web.Response:
     principal = request.app[VERIFIER].from_request(request)
     address_id = _address_id(request)
     return json_response(
-        await addresses.get_address(request.app[PG], principal.user_id, address_id))
+        await addresses.get_address(request.app[PG], _cipher(request), principal.user_id,
+                                    address_id))
 
 
 @api_doc(summary="Change one of the caller's addresses", tag="accounts", roles=ANY_ROLE,
@@ -91,7 +98,7 @@ async def patch_address(request: web.Request) -> web.Response:
     address_id = _address_id(request)
     patch = decode_body(await request.read(), AddressPatch)
     return json_response(await addresses.update_address(
-        request.app[PG], principal.user_id, address_id, patch))
+        request.app[PG], _cipher(request), principal.user_id, address_id, patch))
 
 
 @api_doc(summary="Delete an address (a deleted default passes to the newest remaining one)",
@@ -110,7 +117,8 @@ async def post_default(request: web.Request) -> web.Response:
     principal = request.app[VERIFIER].from_request(request)
     address_id = _address_id(request)
     return json_response(
-        await addresses.make_default(request.app[PG], principal.user_id, address_id))
+        await addresses.make_default(request.app[PG], _cipher(request), principal.user_id,
+                                     address_id))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -19,6 +19,7 @@ from accounts.models import RegisterBody
 from accounts.passwords import hash_password, needs_rehash, verify_password
 from accounts.tokens import TokenPair
 from accounts.users import UPDATE_PASSWORD_HASH, find_by_login, insert_user, user_view
+from mall.crypto import DataCipher, data_cipher
 from mall.errors import ApiError, invalid
 from mall.settings import Settings
 
@@ -27,9 +28,10 @@ from mall.settings import Settings
 class Session:
     user: asyncpg.Record
     tokens: TokenPair
+    cipher: DataCipher
 
     def view(self) -> dict[str, Any]:
-        return {"user": user_view(self.user), "tokens": self.tokens.view()}
+        return {"user": user_view(self.user, self.cipher), "tokens": self.tokens.view()}
 
 
 def invalid_credentials(what: str) -> ApiError:
@@ -53,21 +55,22 @@ class AuthService:
         self._guard = guard
         self._codes = codes
         self._sender = sender
+        self._cipher = data_cipher(settings)
 
     async def register(self, body: RegisterBody, login: Login) -> Session:
         password_hash = await hash_password(body.password)
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await insert_user(conn, login, password_hash, body.nickname)
+            row = await insert_user(conn, login, password_hash, body.nickname, self._cipher)
             if row is None:
                 raise ApiError(409, "account_exists",
                                f"an account with this {login.kind} already exists")
             pair = await tokens.issue_pair(conn, self._settings, row["user_id"], row["role"])
-        return Session(row, pair)
+        return Session(row, pair, self._cipher)
 
     async def login_with_password(self, raw_login: str, password: str, ip: str) -> Session:
         login = parse_login(raw_login)
         await self._guard.reserve(ip, login.value)  # before any password is verified
-        row = await find_by_login(self._pool, login)
+        row = await find_by_login(self._pool, login, self._cipher)
         ok = await verify_password(row["password_hash"] if row else None, password)
         if row is None or not ok:
             raise invalid_credentials("password")
@@ -86,7 +89,7 @@ class AuthService:
             raise ApiError(429, "code_recently_sent",
                            "a code was sent to this destination recently; wait before asking again",
                            headers={"Retry-After": str(cooldown.retry_after_s)})
-        if await find_by_login(self._pool, login) is None:
+        if await find_by_login(self._pool, login, self._cipher) is None:
             return
         code = await self._codes.issue(login.value)
         try:
@@ -101,7 +104,7 @@ class AuthService:
         await self._guard.reserve(ip)
         if not await self._codes.verify(login.value, code):
             raise invalid_credentials("code")
-        row = await find_by_login(self._pool, login)
+        row = await find_by_login(self._pool, login, self._cipher)
         if row is None:
             raise invalid_credentials("code")
         await self._guard.succeeded(ip, login.value)
@@ -116,4 +119,4 @@ class AuthService:
     async def _start_session(self, row: asyncpg.Record) -> Session:
         async with self._pool.acquire() as conn, conn.transaction():
             pair = await tokens.issue_pair(conn, self._settings, row["user_id"], row["role"])
-        return Session(row, pair)
+        return Session(row, pair, self._cipher)

@@ -13,15 +13,19 @@ from accounts.identity import Login
 from accounts.models import ProfilePatch
 from accounts.tokens import revoke_all
 from mall.auth import Principal
+from mall.crypto import USERS_PHONE, DataCipher
 from mall.errors import ApiError, not_found
 
-USER_COLUMNS = "user_id, phone, email, role, nickname, avatar_url, created_at"
+# Phone numbers are kept sealed (phone_enc) with a blind index (phone_hash) for look-ups and
+# uniqueness; see mall/crypto.py.
+USER_COLUMNS = "user_id, phone_enc, email, role, nickname, avatar_url, created_at"
 INSERT_USER = f"""
-INSERT INTO users (user_id, phone, email, password_hash, nickname) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO users (user_id, phone_hash, phone_enc, email, password_hash, nickname)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING
 RETURNING {USER_COLUMNS}
 """
-SELECT_BY_PHONE = f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE phone = $1"
+SELECT_BY_PHONE = f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE phone_hash = $1"
 SELECT_BY_EMAIL = f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
 SELECT_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
 # $2/$4 say whether nickname/avatar_url were sent at all; sent as null clears the field.
@@ -45,10 +49,16 @@ def new_user_id() -> str:
     return "u" + secrets.token_hex(12)
 
 
-def user_view(row: asyncpg.Record) -> dict[str, Any]:
+def phone_index(cipher: DataCipher, e164: str) -> bytes:
+    """The blind index of a normalised (E.164) phone number."""
+    return cipher.blind_index(e164, USERS_PHONE)
+
+
+def user_view(row: asyncpg.Record, cipher: DataCipher) -> dict[str, Any]:
+    sealed = row["phone_enc"]
     return {
         "user_id": row["user_id"],
-        "phone": row["phone"],
+        "phone": cipher.open_text(sealed, USERS_PHONE, row["user_id"]) if sealed else None,
         "email": row["email"],
         "role": row["role"],
         "nickname": row["nickname"],
@@ -57,18 +67,26 @@ def user_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def find_by_login(conn: asyncpg.Connection | asyncpg.Pool,
-                        login: Login) -> asyncpg.Record | None:
-    query = SELECT_BY_PHONE if login.kind == "phone" else SELECT_BY_EMAIL
-    return await conn.fetchrow(query, login.value)
+async def find_by_login(conn: asyncpg.Connection | asyncpg.Pool, login: Login,
+                        cipher: DataCipher) -> asyncpg.Record | None:
+    if login.kind == "phone":
+        return await conn.fetchrow(SELECT_BY_PHONE, phone_index(cipher, login.value))
+    return await conn.fetchrow(SELECT_BY_EMAIL, login.value)
 
 
 async def insert_user(conn: asyncpg.Connection, login: Login, password_hash: str,
-                      nickname: str | None) -> asyncpg.Record | None:
-    """The new user's row, or None when the phone or e-mail already has an account."""
-    phone = login.value if login.kind == "phone" else None
-    email = login.value if login.kind == "email" else None
-    return await conn.fetchrow(INSERT_USER, new_user_id(), phone, email, password_hash, nickname)
+                      nickname: str | None, cipher: DataCipher) -> asyncpg.Record | None:
+    """The new user's row, or None when the phone or e-mail already has an account (the
+    unique blind index decides for phones, also between concurrent sign-ups)."""
+    user_id = new_user_id()
+    phone_hash = phone_enc = email = None
+    if login.kind == "phone":
+        phone_hash = phone_index(cipher, login.value)
+        phone_enc = cipher.seal_text(login.value, USERS_PHONE, user_id)
+    else:
+        email = login.value
+    return await conn.fetchrow(INSERT_USER, user_id, phone_hash, phone_enc, email, password_hash,
+                               nickname)
 
 
 async def update_profile(pool: asyncpg.Pool, user_id: str,

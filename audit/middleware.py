@@ -3,8 +3,9 @@
 Audited: every staff action (a request to /api/v1/admin/* other than GET, HEAD or OPTIONS),
 every log-in attempt (password, one-time code, refresh-token exchange), every payment provider
 callback, and every permission denial (a 403 from anywhere, except the flash-sale window's
-`not_started` / `ended`, which answer a business rule rather than a missing permission and can
-come at thousands per second before a sale opens).
+`not_started` / `ended` and the anti-bot admission token's refusals, which answer a business
+rule rather than a missing permission and can come at thousands per second around a sale's
+start).
 
 Anything else passes through with a few string comparisons: no token is verified and no I/O is
 done, so the flash-sale hot path does not pay for the log.
@@ -53,7 +54,8 @@ LOGIN_ROUTES: Final = {
     "/api/v1/auth/refresh": "refresh",
 }
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-NOT_DENIALS: Final = frozenset({"not_started", "ended"})
+NOT_DENIALS: Final = frozenset({"not_started", "ended", "admission_token_required",
+                                 "admission_token_invalid"})
 MAX_BODY_TO_KEEP = 16 * 1024
 NOTES = web.RequestKey("audit_notes", dict[str, Any])
 

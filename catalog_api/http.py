@@ -30,6 +30,6 @@ def query_int(request: web.Request, name: str, default: int | None, high: int,
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not low <= int(raw) <= high:
         raise invalid(f"{name} must be an integer from {low} to {high}")
     return int(raw)

@@ -15,6 +15,7 @@ from checkout.keys import CheckoutKeys
 from checkout.promotions import is_member
 from checkout.service import CheckoutRequest, CheckoutService
 from mall.auth import Principal
+from mall.crypto import data_cipher
 from mall.errors import decode_body, json_response
 from mall.idempotency import idempotency_key
 from mall.openapi import api_doc
@@ -117,7 +118,7 @@ async def checkout_ctx(app: web.Application) -> AsyncIterator[None]:
     cart = CartService(app[REDIS], CheckoutKeys(settings.namespace), catalog_lookup(app[PG]))
     app[CART] = cart
     service = CheckoutService(app[PG], app[REDIS], app[KEYS], cart, app.get(ADDRESS_BOOK),
-                              settings.order_view_ttl_s)
+                              settings.order_view_ttl_s, cipher=data_cipher(settings))
     await service.prepare()
     app[CHECKOUT] = service
     yield

@@ -24,6 +24,7 @@ from checkout.coupons import PricedLine
 from checkout.delivery import Delivery, delivery_fee
 from checkout.promotions import Deductions, deductions, is_member
 from checkout.reservation import Reservation
+from mall.crypto import DataCipher, seal_order_address
 from mall.errors import ApiError, invalid
 from mall.keys import RELAY_GROUP, Keys, make_checkout_order_id
 from mall.lua import Script
@@ -75,8 +76,12 @@ def fingerprint(req: CheckoutRequest) -> str:
 
 class CheckoutService:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, cart: CartService,
-                 addresses: AddressBook | None, record_ttl_s: int) -> None:
+                 addresses: AddressBook | None, record_ttl_s: int,
+                 cipher: DataCipher) -> None:
         self._pool = pool
+        # Seals the shipping address before the order leaves this process (Redis view, outbox,
+        # RabbitMQ, orders.address); by default with the MALL_DATA_KEY of the environment.
+        self._cipher = cipher
         self._redis = redis
         self._keys = keys
         self._cart = cart
@@ -117,7 +122,9 @@ class CheckoutService:
             "total": goods - off.points_value + fee, "shipping_fee": fee,
             "discount": off.discount, "coupon_ids": [c for c, _ in off.coupons],
             "points_used": off.points.wanted if off.points else 0,
-            "delivery": req.delivery, "address": address,
+            "delivery": req.delivery,
+            "address": None if address is None
+            else seal_order_address(self._cipher, order_id, address),
             "accepted_at_ms": int(time.time() * 1000),
         }
         accepted_id, replay = await self._reserve_all(user_id, req, priced, available, off,

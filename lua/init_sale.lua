@@ -9,11 +9,12 @@
 -- ARGV[1] sale id     ARGV[2] sku id      ARGV[3] price (fen)
 -- ARGV[4] starts_at_ms ARGV[5] ends_at_ms ARGV[6] per_user_limit
 -- ARGV[7] initial remaining stock          ARGV[8] consumer group of the outbox relay
+-- ARGV[9] requires_token: "1" when buyers need an admission token (absent: "0")
 --
 -- Returns the remaining stock after the call.
 redis.call('HSET', KEYS[1], 'sale_id', ARGV[1], 'sku_id', ARGV[2], 'price', ARGV[3],
            'starts_at_ms', ARGV[4], 'ends_at_ms', ARGV[5], 'per_user_limit', ARGV[6],
-           'stock', ARGV[7])
+           'stock', ARGV[7], 'requires_token', ARGV[9] or '0')
 redis.call('SET', KEYS[2], ARGV[7], 'NX')
 local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[3], ARGV[8], '0', 'MKSTREAM')
 if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then

@@ -12,6 +12,7 @@
 -- ARGV[7] stock of the sale
 -- ARGV[8] remaining stock to start from when Redis holds none (PostgreSQL's stock - sold)
 -- ARGV[9] consumer group of the outbox relay
+-- ARGV[10] requires_token: "1" when buyers need an admission token (absent: "0")
 --
 -- Returns {code, remaining stock}: 0 loaded (or already there), 1 closed (nothing touched).
 if redis.call('HGET', KEYS[1], 'closed') then
@@ -19,7 +20,7 @@ if redis.call('HGET', KEYS[1], 'closed') then
 end
 redis.call('HSET', KEYS[1], 'sale_id', ARGV[1], 'sku_id', ARGV[2], 'price', ARGV[3],
            'starts_at_ms', ARGV[4], 'ends_at_ms', ARGV[5], 'per_user_limit', ARGV[6],
-           'stock', ARGV[7])
+           'stock', ARGV[7], 'requires_token', ARGV[10] or '0')
 redis.call('SET', KEYS[2], ARGV[8], 'NX')
 local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[3], ARGV[9], '0', 'MKSTREAM')
 if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then

@@ -22,12 +22,14 @@ from mall.auth import TokenVerifier
 from mall.errors import error_middleware, json_response
 from mall.keys import Keys
 from mall.openapi import api_doc, openapi_handler
+from mall.ratelimit import rate_limit_middleware
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER, pg_ctx, redis_ctx
 from mall.settings import Settings
 from order_writer import routes as order_routes
 from order_writer import views
 from order_writer.returns import returns_ctx
 from seckill import http as seckill_http
+from seckill.drift import drift_ctx
 
 READY_TIMEOUT_S = 2.0
 
@@ -68,7 +70,8 @@ async def _amqp_probe(settings: Settings) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware, audit_middleware],
+        middlewares=[metrics.metrics_middleware, error_middleware, rate_limit_middleware,
+                     audit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -79,7 +82,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", api_doc(
-        summary="Prometheus metrics", tag="ops", responses={200: "text exposition format"}
+        summary="Prometheus metrics", tag="ops",
+        responses={200: "text/plain (Prometheus exposition format)"}
     )(metrics.metrics_handler))
     app.router.add_get("/api/openapi.json", api_doc(
         summary="This document", tag="ops", responses={200: "OpenAPI 3.1"}
@@ -97,4 +101,5 @@ def create_app(settings: Settings) -> web.Application:
     audit.setup(app)
     recommendations.setup(app)
     app.cleanup_ctx.append(returns_ctx)
+    app.cleanup_ctx.append(drift_ctx)
     return app

@@ -1,10 +1,11 @@
-"""The `mall` command: migrate, serve, writer, token."""
+"""The `mall` command: migrate, serve, writer, token, reconcile, backup, restore."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -37,6 +38,10 @@ def main() -> None:
     """flashmall: a high-concurrency online mall around a flash-sale checkout core."""
 
 
+# The migration that moved phone numbers and addresses to sealed columns.
+ENCRYPTION_VERSION = 17
+
+
 @main.command()
 @click.option("--to", "target", type=int, default=None,
               help="Schema version to move to (default: newest). Lower versions undo steps.")
@@ -47,8 +52,14 @@ def migrate(target: int | None) -> None:
 
     settings = _settings()
     log.info("migrating %s", settings.describe())
+    from mall.crypto_backfill import backfill
+
     steps = asyncio.run(run_migrations(settings.database_url, target))
     version = asyncio.run(current_version(settings.database_url))
+    if version >= ENCRYPTION_VERSION:
+        # Rows written before personal data was encrypted (or under an older key) are sealed
+        # now; a second run changes nothing.
+        asyncio.run(backfill(settings.database_url, settings))
     click.echo(f"schema at version {version} ({len(steps)} step(s) applied)")
 
 
@@ -106,6 +117,90 @@ def token(sub: str, role: str, ttl: int) -> None:
         click.echo(issue_token(settings.jwt_secret, sub, role, ttl))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+@main.command()
+@click.option("--flash-sale", "sale_id", type=click.IntRange(1), default=None,
+              help="Check only this flash sale (default: every sale, SKU and coupon).")
+@click.option("--repair", is_flag=True, help="Rebuild what is missing or wrong from PostgreSQL.")
+@click.option("--force", is_flag=True, help="Repair even when the system is not settled.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet-s", type=click.FloatRange(0, 60), default=1.0, show_default=True,
+              help="How long nothing may move for the system to count as settled.")
+def reconcile(sale_id: int | None, repair: bool, force: bool, as_json: bool,
+              quiet_s: float) -> None:
+    """Compare Redis with PostgreSQL (exit 0: no drift, 1: drift, 3: not settled)."""
+    settings = _settings()
+    outcome = asyncio.run(_reconcile(settings, sale_id, repair, force, quiet_s))
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(outcome.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in outcome.lines():
+            click.echo(line)
+    sys.exit(outcome.exit_code)
+
+
+async def _reconcile(settings: Settings, sale_id: int | None, repair: bool, force: bool,
+                     quiet_s: float) -> Any:
+    from mall.reconcile import reconcile as run_reconcile
+    from mall.resources import make_pg_pool, make_redis
+
+    pool = await make_pg_pool(settings)
+    redis = make_redis(settings)
+    try:
+        return await run_reconcile(pool, redis, settings, sale_id=sale_id, repair=repair,
+                                   force=force, quiet_s=quiet_s)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, writable=True),
+              help="Directory for the dump and its manifest (created if missing).")
+def backup(out_dir: str) -> None:
+    """Dump the database (pg_dump, custom format) with a manifest of what it holds."""
+    import asyncpg
+
+    from mall.backup import BackupError, make_backup
+
+    settings = _settings()
+    try:
+        manifest = asyncio.run(make_backup(settings, out_dir))
+    except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written to {out_dir}: schema version {manifest['schema_version']}, "
+               f"{sum(manifest['orders_by_status'].values())} order(s)")
+
+
+@main.command()
+@click.option("--from", "from_dir", required=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Directory written by `mall backup`.")
+@click.option("--database-url", default=None,
+              help="Database to restore into (default: MALL_DATABASE_URL).")
+@click.option("--force", is_flag=True,
+              help="Replace a database that is not empty, and rebuild Redis even when the "
+                   "system is not settled.")
+def restore(from_dir: str, database_url: str | None, force: bool) -> None:
+    """Restore a backup into an empty database, then rebuild Redis for the namespace."""
+    import asyncpg
+
+    from mall.backup import BackupError, restore_backup
+
+    settings = _settings()
+    if database_url:
+        settings = settings.with_(database_url=database_url)
+    try:
+        lines, code = asyncio.run(restore_backup(settings, from_dir, force))
+    except (BackupError, OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

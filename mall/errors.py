@@ -70,13 +70,29 @@ def not_found(what: str = "resource") -> ApiError:
 
 
 def decode_body(body: bytes, model: type[T]) -> T:
-    """Validate a JSON request body against a msgspec model; a bad body raises 422."""
+    """Validate a JSON request body against a msgspec model; a bad body raises 422.
+
+    A NUL character in any string is refused too: PostgreSQL cannot store it in text."""
     try:
-        return msgspec.json.decode(body, type=model, strict=True)
+        decoded = msgspec.json.decode(body, type=model, strict=True)
     except msgspec.ValidationError as exc:
         raise invalid(str(exc)) from None
     except msgspec.DecodeError:
         raise invalid("request body is not valid JSON") from None
+    # JSON can only carry NUL escaped; the walk runs only when the escape is there.
+    if b"\\u0000" in body and _has_nul(msgspec.json.decode(body)):
+        raise invalid("text must not contain NUL characters")
+    return decoded
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 # Failures of Redis, PostgreSQL or the network: the client may retry (with its Idempotency-Key).
@@ -121,6 +137,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                     request.path, type(exc).__name__)
         return error_response(ApiError(503, "unavailable", "service temporarily unavailable",
                                        headers={"Retry-After": "1"}))
+    except asyncpg.PostgresError as exc:
+        # str(exc) may quote the failing row (personal data): log what identifies the error only
+        log.error("database error on %s %s: %s (sqlstate %s, constraint %s)", request.method,
+                  request.path, type(exc).__name__, exc.sqlstate,
+                  getattr(exc, "constraint_name", None))
+        return error_response(ApiError(500, "internal_error", "internal server error"))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal_error", "internal server error"))

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
+from mall.crypto import DataCipher, data_cipher
 from mall.errors import ApiError
 from mall.resources import KEYS, REDIS, SETTINGS
 
@@ -37,30 +38,38 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
+REPLAY_PURPOSE = "idempotency.replay"
+
+
 async def replay_or_run(
     redis: Redis,
+    cipher: DataCipher,
     record_key: str | None,
     body: bytes,
     ttl_s: int,
     run: Callable[[], Awaitable[web.Response]],
 ) -> web.Response:
+    """The answer kept for a replay may hold personal data (an address, a phone number): it
+    is sealed with the data key, bound to its record."""
     if record_key is None:
         return await run()
     fingerprint = hashlib.sha256(body).hexdigest()
     if not await redis.set(record_key, _PENDING, nx=True, ex=ttl_s):
-        return await _replay(redis, record_key, fingerprint)
+        return await _replay(redis, cipher, record_key, fingerprint)
     try:
         response = await run()
     except BaseException:
         await redis.delete(record_key)
         raise
     assert isinstance(response.body, bytes)
-    record = {"fp": fingerprint, "status": response.status, "body": response.body.decode()}
+    record = {"fp": fingerprint, "status": response.status,
+              "body": cipher.seal_json(response.body.decode(), REPLAY_PURPOSE, record_key)}
     await redis.set(record_key, orjson.dumps(record), ex=ttl_s)
     return response
 
 
-async def _replay(redis: Redis, record_key: str, fingerprint: str) -> web.Response:
+async def _replay(redis: Redis, cipher: DataCipher, record_key: str, fingerprint: str
+                  ) -> web.Response:
     stored = await redis.get(record_key)
     if stored is None or stored == _PENDING:
         raise ApiError(
@@ -73,9 +82,9 @@ async def _replay(redis: Redis, record_key: str, fingerprint: str) -> web.Respon
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request body",
         )
-    return web.Response(
-        status=record["status"], body=record["body"].encode(), content_type="application/json"
-    )
+    body = cipher.open_json(record["body"], REPLAY_PURPOSE, record_key)
+    return web.Response(status=record["status"], body=body.encode(),
+                        content_type="application/json")
 
 
 async def idempotent(
@@ -91,4 +100,4 @@ async def idempotent(
     key = idempotency_key(request)
     record = app[KEYS].idempotency_record(route, owner, key) if key else None
     ttl = app[SETTINGS].order_view_ttl_s if ttl_s is None else ttl_s
-    return await replay_or_run(app[REDIS], record, body, ttl, run)
+    return await replay_or_run(app[REDIS], data_cipher(app[SETTINGS]), record, body, ttl, run)

@@ -126,7 +126,7 @@ def sale_of_order_id(order_id: str) -> int | None:
     if not sep or not prefix.startswith(ORDER_ID_PREFIX) or len(rest) != 32:
         return None
     digits = prefix.removeprefix(ORDER_ID_PREFIX)
-    if not digits.isdigit() or len(digits) > 18:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         return None
     try:
         int(rest, 16)

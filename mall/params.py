@@ -43,3 +43,13 @@ def query_id_cursor(raw: str | None) -> int | None:
                                 and 1 <= int(raw) <= MAX_ID):
         raise invalid("cursor is not valid")
     return int(raw) if raw is not None else None
+
+
+def path_key(request: web.Request, name: str, what: str, max_length: int = 128) -> str:
+    """A text id from the path (an order id); 404 `what` not found unless it is 1 to
+    `max_length` printable ASCII characters, as every id the mall issues is (PostgreSQL text
+    refuses NUL, and digits such as '²' must not reach int())."""
+    raw = request.match_info[name]
+    if not 1 <= len(raw) <= max_length or not (raw.isascii() and raw.isprintable()):
+        raise not_found(what)
+    return raw

@@ -6,9 +6,11 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from mall.crypto import parse_keyring
 
 log = logging.getLogger(__name__)
 
@@ -16,23 +18,26 @@ DEV_JWT_SECRET = "flashmall-dev-secret-change-me-in-production"
 # 32 bytes, URL-safe base64: the development key for personal data at rest (a warning is logged)
 DEV_DATA_KEY = "Zmxhc2htYWxsLWRldi1kYXRhLWtleS0zMi1ieXRlcyE="
 _NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
 
 
 def mask_dsn(dsn: str) -> str:
     """The DSN with its password replaced, safe to log."""
     parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if parts.query:  # libpq also takes ?password=...
+        parts = parts._replace(query=_QUERY_PASSWORD.sub(r"\1***", parts.query))
+    return urlunsplit(parts)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/mall"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    jwt_secret: str = DEV_JWT_SECRET
+    # DSNs and secrets are left out of repr(): settings may be logged or shown in a traceback.
+    database_url: str = field(default="postgresql://postgres@127.0.0.1:5432/mall", repr=False)
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    amqp_url: str = field(default="amqp://guest:guest@127.0.0.1:5672/", repr=False)
+    jwt_secret: str = field(default=DEV_JWT_SECRET, repr=False)
     namespace: str = "mall"
     log_level: str = "INFO"
     # Longest request body accepted, in bytes; larger answers 413.
@@ -75,7 +80,7 @@ class Settings:
     # process at a time does the work, under a Redis lock).
     recs_refresh_s: float = 60.0
     # Key (32 bytes, URL-safe base64) that encrypts phone numbers and addresses at rest.
-    data_key: str = DEV_DATA_KEY
+    data_key: str = field(default=DEV_DATA_KEY, repr=False)
     # How often one serving process compares Redis with PostgreSQL and exports the drift.
     drift_check_s: float = 10.0
     # Rate limits: requests per `rate_window_s` per user, per client IP, and per flash sale
@@ -108,6 +113,10 @@ class Settings:
             )
         if len(self.jwt_secret) < 32:
             raise ValueError("MALL_JWT_SECRET must be at least 32 characters")
+        try:
+            parse_keyring(self.data_key)
+        except ValueError as exc:  # the message never holds key material
+            raise ValueError(f"MALL_DATA_KEY: {exc}") from None
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

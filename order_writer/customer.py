@@ -14,6 +14,7 @@ from aiohttp import web
 from mall.errors import decode_body, json_response, not_found
 from mall.idempotency import idempotent
 from mall.openapi import api_doc
+from mall.params import path_key
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales, history
 from order_writer.lifecycle import (
@@ -44,7 +45,7 @@ async def _order_state(conn: asyncpg.Connection, order_id: str) -> dict[str, Any
 async def post_cancel(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     async with app[PG].acquire() as conn, conn.transaction():
         result = await cancel_order(conn, order_id, principal.user_id, "customer_cancelled",
                                     owner=principal.user_id)
@@ -65,7 +66,7 @@ async def post_cancel(request: web.Request) -> web.Response:
 async def post_confirm_receipt(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     async with app[PG].acquire() as conn, conn.transaction():
         await lock_order(conn, order_id, owner=principal.user_id)
         await transition(conn, order_id, "completed", principal.user_id, "receipt_confirmed")
@@ -83,7 +84,7 @@ async def post_confirm_receipt(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     if len(order_id) > MAX_ORDER_ID:
         raise not_found("order")
     async with app[PG].acquire() as conn:
@@ -107,7 +108,7 @@ async def get_history(request: web.Request) -> web.Response:
 async def post_after_sales(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     raw = await request.read()
     body = decode_body(raw, aftersales.AfterSalesBody)
     body.check()

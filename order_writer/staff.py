@@ -14,7 +14,7 @@ from mall.auth import Principal, require_staff
 from mall.csv_export import stream_query
 from mall.errors import decode_body, invalid, json_response
 from mall.openapi import api_doc
-from mall.params import path_id, query_limit
+from mall.params import path_id, path_key, query_limit
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales
 from order_writer.lifecycle import REFUNDER, STATUSES, settle, transition
@@ -75,7 +75,7 @@ def _iso(value: datetime | None) -> str | None:
 )
 async def post_ship(request: web.Request) -> web.Response:
     staff = _staff(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     body = decode_body(await request.read(), ShipBody)
     body.check()
     async with request.app[PG].acquire() as conn, conn.transaction():
@@ -95,7 +95,7 @@ async def post_ship(request: web.Request) -> web.Response:
 )
 async def post_deliver(request: web.Request) -> web.Response:
     staff = _staff(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     async with request.app[PG].acquire() as conn, conn.transaction():
         await transition(conn, order_id, "delivered", staff.user_id, "delivered")
     return json_response({"order_id": order_id, "status": "delivered"})
@@ -133,9 +133,9 @@ def parse_filters(query: Any) -> OrderFilters:
     status, user_id, sale_id = query.get("status"), query.get("user_id"), query.get("sale_id")
     if status is not None and status not in STATUSES:
         raise invalid(f"status must be one of {', '.join(STATUSES)}")
-    if user_id is not None and not 1 <= len(user_id) <= 64:
-        raise invalid("user_id must be 1-64 characters")
-    if sale_id is not None and (not sale_id.isdigit() or len(sale_id) > 18):
+    if user_id is not None and (not 1 <= len(user_id) <= 64 or "\x00" in user_id):
+        raise invalid("user_id must be 1-64 characters, NUL excluded")
+    if sale_id is not None and (not (sale_id.isascii() and sale_id.isdigit()) or len(sale_id) > 18):
         raise invalid("sale_id must be a positive integer")
     return OrderFilters(status, user_id, int(sale_id) if sale_id is not None else None,
                         _timestamp(query, "created_from"), _timestamp(query, "created_to"))
@@ -205,7 +205,7 @@ async def get_after_sales(request: web.Request) -> web.Response:
         raise invalid(f"status must be one of {', '.join(aftersales.REQUEST_STATUSES)}")
     limit = parse_limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
-    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
+    if cursor is not None and (not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18):
         raise invalid("cursor is not valid")
     rows = await aftersales.list_requests(request.app[PG], status,
                                           int(cursor) if cursor else None, limit + 1)

@@ -16,14 +16,16 @@ import orjson
 from aiohttp import web
 
 from mall.auth import Principal
+from mall.crypto import data_cipher, open_order_address
 from mall.errors import invalid, json_response, not_found
 from mall.openapi import api_doc
-from mall.resources import KEYS, PG, REDIS, VERIFIER
+from mall.params import path_key
+from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
 
 SELECT_ORDER = """
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
        o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
-       o.shipping_fee, o.discount, o.coupon_ids, o.points_used,
+       o.shipping_fee, o.discount, o.coupon_ids, o.points_used, o.address,
        coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
                 ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
@@ -96,6 +98,16 @@ def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _with_address(request: web.Request, view: dict[str, Any],
+                  carried: dict[str, Any] | str | None) -> dict[str, Any]:
+    """The view with the order's shipping address, opened (it travels and rests sealed)."""
+    if isinstance(carried, str):  # jsonb as asyncpg returns it
+        carried = orjson.loads(carried)
+    view["address"] = open_order_address(data_cipher(request.app[SETTINGS]), view["order_id"],
+                                         carried)
+    return view
+
+
 def _may_read(principal: Principal, owner: str) -> bool:
     return principal.is_staff or principal.user_id == owner
 
@@ -105,20 +117,22 @@ def _may_read(principal: Principal, owner: str) -> bool:
     roles=("customer", "member", "staff", "admin"),
     responses={200: "{order_id, status, sale_id, items, total, shipping_fee, discount, "
                     "coupon_ids, points_used, currency, created_at, paid_at,"
-                    " shipment: {carrier, tracking_number, shipped_at, delivered_at} | null}"},
+                    " shipment: {carrier, tracking_number, shipped_at, delivered_at} | null,"
+                    " address: {recipient, phone, province, city, district, line, postal_code}"
+                    " | null}"},
     errors={401: "unauthorized", 404: "not_found"},
 )
 async def get_order(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
-    order_id = request.match_info["order_id"]
+    order_id = path_key(request, "order_id", "order")
     if len(order_id) > 80:
         raise not_found("order")
     row = await app[PG].fetchrow(SELECT_ORDER, order_id)
     if row is not None:
         if not _may_read(principal, row["user_id"]):
             raise not_found("order")
-        return json_response(_row_view(row))
+        return json_response(_with_address(request, _row_view(row), row["address"]))
     view_key = app[KEYS].order_view_of(order_id)
     if view_key is not None:
         raw = await app[REDIS].get(view_key)
@@ -127,14 +141,18 @@ async def get_order(request: web.Request) -> web.Response:
             if _may_read(principal, order["user_id"]):
                 # The writer may have committed between the two reads: ask PostgreSQL again.
                 row = await app[PG].fetchrow(SELECT_ORDER, order_id)
-                return json_response(_row_view(row) if row else _queued_view(order))
+                if row is not None:
+                    return json_response(_with_address(request, _row_view(row), row["address"]))
+                return json_response(_with_address(request, _queued_view(order),
+                                                   order.get("address")))
     raise not_found("order")
 
 
 def _parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 \
+            or not 1 <= int(raw) <= MAX_LIMIT:
         raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 

@@ -112,6 +112,8 @@ bash scripts/services.sh up
 
 export MALL_NAMESPACE=${MALL_NAMESPACE:-demo}
 export MALL_DATABASE_URL=${MALL_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/mall_demo}
+# The burst comes from one loopback address: a per-IP limit would refuse most of it.
+export MALL_RATE_LIMIT_IP=${MALL_RATE_LIMIT_IP:-10000000}
 
 say "migrating $MALL_DATABASE_URL"
 "$VENV/bin/mall" migrate

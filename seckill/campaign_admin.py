@@ -61,9 +61,10 @@ class SaleEdit(msgspec.Struct, forbid_unknown_fields=True):
     per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | UnsetType = UNSET
     starts_at: AwareDatetime | UnsetType = UNSET
     ends_at: AwareDatetime | UnsetType = UNSET
+    requires_token: bool | UnsetType = UNSET
 
 
-EDITABLE = ("price", "stock", "per_user_limit", "starts_at", "ends_at")
+EDITABLE = ("price", "stock", "per_user_limit", "starts_at", "ends_at", "requires_token")
 
 
 def sale_started() -> ApiError:
@@ -79,7 +80,7 @@ STATE_EXPR = """CASE WHEN f.closed_at IS NOT NULL OR f.ends_at <= now() THEN 'en
 SALE_COLUMNS = f"""
 f.id, f.sku_id, p.name AS product_name, f.price, f.stock, f.sold, f.returned_to_sku,
 f.per_user_limit, f.starts_at, f.ends_at, f.closed_at, f.warmed_at, f.created_by,
-f.created_at, {STATE_EXPR} AS state"""
+f.created_at, f.requires_token, {STATE_EXPR} AS state"""
 LIST_SALES = f"""
 SELECT {SALE_COLUMNS}
 FROM flash_sales f JOIN skus s ON s.id = f.sku_id JOIN products p ON p.id = s.product_id
@@ -110,7 +111,7 @@ GIVE_BACK_TO_SKU = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
 UPDATE_TERMS = """
 UPDATE flash_sales
 SET price = $2, stock = $3, per_user_limit = $4, starts_at = $5, ends_at = $6,
-    updated_at = now(), warmed_at = NULL
+    requires_token = $7, updated_at = now(), warmed_at = NULL
 WHERE id = $1
 """
 MARK_CLOSED = """
@@ -168,6 +169,7 @@ def admin_view(row: asyncpg.Record) -> dict[str, Any]:
         "scheduled_ends_at": _iso(row["ends_at"]), "closed_at": _iso(row["closed_at"]),
         "warmed_at": _iso(row["warmed_at"]), "created_by": row["created_by"],
         "created_at": _iso(row["created_at"]), "state": row["state"],
+        "requires_token": row["requires_token"],
     }
 
 
@@ -249,7 +251,8 @@ class CampaignAdmin:
             await self._move_sku_stock(conn, sku_id, delta)
             try:
                 await conn.execute(UPDATE_TERMS, sale_id, new["price"], new["stock"],
-                                   new["per_user_limit"], new["starts_at"], new["ends_at"])
+                                   new["per_user_limit"], new["starts_at"], new["ends_at"],
+                                   new["requires_token"])
                 await self._apply_terms(sale_id, sku_id, new, row["starts_at"])
             except BaseException:
                 if delta > 0:
@@ -280,6 +283,7 @@ class CampaignAdmin:
         code, _ = await self._update(keys.init(), [
             sale_id, sku_id, new["price"], to_ms(new["starts_at"]), to_ms(new["ends_at"]),
             new["per_user_limit"], new["stock"], RELAY_GROUP, to_ms(old_starts_at),
+            int(new["requires_token"]),
         ])
         if int(code) == 1:
             raise sale_started()
@@ -339,7 +343,7 @@ class CampaignAdmin:
             code, remaining = await self._warm(keys.init(), [
                 sale_id, row["sku_id"], row["price"], to_ms(row["starts_at"]),
                 to_ms(row["ends_at"]), row["per_user_limit"], row["stock"],
-                row["stock"] - row["sold"], RELAY_GROUP,
+                row["stock"] - row["sold"], RELAY_GROUP, int(row["requires_token"]),
             ])
             if int(code) == 1:
                 raise sale_ended()

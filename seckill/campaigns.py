@@ -30,6 +30,8 @@ class NewFlashSale(msgspec.Struct, forbid_unknown_fields=True):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    # Buyers must bring a single-use admission token (POST .../admission-token) to buy.
+    requires_token: bool = False
 
     def check(self) -> None:
         if self.ends_at <= self.starts_at:
@@ -48,14 +50,14 @@ FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1
 RELEASE_SKU_STOCK = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
 INSERT_SALE = """
 INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by,
-                         warmed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                         warmed_at, requires_token)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
 RETURNING id
 """
 DELETE_SALE = "DELETE FROM flash_sales WHERE id = $1"
 # A closed sale ended when it was closed, if that came first; its unsold units left with it.
 SELECT_SALE = """
-SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit,
+SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, requires_token,
        least(starts_at, closed_at) AS starts_at, least(ends_at, closed_at) AS ends_at
 FROM flash_sales WHERE id = $1
 """
@@ -101,14 +103,15 @@ class Campaigns:
             try:
                 sale_id = await conn.fetchval(
                     INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
-                    sale.starts_at, sale.ends_at, created_by,
+                    sale.starts_at, sale.ends_at, created_by, sale.requires_token,
                 )
             except BaseException:
                 await self.sku_mirror.give(sale.sku_id, sale.stock)
                 raise
         try:
             await self.load_into_redis(sale_id, sale.sku_id, sale.price, sale.stock,
-                                       sale.per_user_limit, sale.starts_at, sale.ends_at)
+                                       sale.per_user_limit, sale.starts_at, sale.ends_at,
+                                       sale.requires_token)
         except Exception:
             log.exception("could not make flash sale %s sellable in Redis; undoing it", sale_id)
             async with self._pool.acquire() as conn, conn.transaction():
@@ -120,15 +123,26 @@ class Campaigns:
 
     async def load_into_redis(
         self, sale_id: int, sku_id: int, price: int, remaining: int, per_user_limit: int,
-        starts_at: datetime, ends_at: datetime,
+        starts_at: datetime, ends_at: datetime, requires_token: bool = False,
     ) -> None:
         keys = self._keys.sale(sale_id)
         await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
         await self._init(
             keys.init(),
             [sale_id, sku_id, price, to_ms(starts_at), to_ms(ends_at), per_user_limit, remaining,
-             RELAY_GROUP],
+             RELAY_GROUP, int(requires_token)],
         )
+
+    async def window(self, sale_id: int) -> tuple[int, int] | None:
+        """(starts_at_ms, ends_at_ms) of a sale, from Redis, else PostgreSQL; None if unknown."""
+        starts, ends = await self._redis.hmget(self._keys.sale(sale_id).meta,
+                                               "starts_at_ms", "ends_at_ms")
+        if starts is not None and ends is not None:
+            return int(starts), int(ends)
+        row = await self._pool.fetchrow(SELECT_SALE, sale_id)
+        if row is None:
+            return None
+        return to_ms(row["starts_at"]), to_ms(row["ends_at"])
 
     async def view(self, sale_id: int) -> dict[str, Any]:
         keys = self._keys.sale(sale_id)
@@ -141,6 +155,7 @@ class Campaigns:
             return sale_view(
                 sale_id, m["sku_id"], m["price"], m["stock"], int(stock or 0),
                 m["per_user_limit"], m["starts_at_ms"], m["ends_at_ms"],
+                requires_token=m.get("requires_token") == 1,
             )
         row = await self._pool.fetchrow(SELECT_SALE, sale_id)
         if row is None:
@@ -149,12 +164,13 @@ class Campaigns:
             sale_id, row["sku_id"], row["price"], row["stock"],
             row["stock"] - row["sold"] - row["returned_to_sku"],
             row["per_user_limit"], to_ms(row["starts_at"]), to_ms(row["ends_at"]),
+            requires_token=row["requires_token"],
         )
 
 
 def sale_view(
     sale_id: int, sku_id: int, price: int, stock: int, remaining: int, per_user_limit: int,
-    starts_at_ms: int, ends_at_ms: int, now_ms: int | None = None,
+    starts_at_ms: int, ends_at_ms: int, now_ms: int | None = None, requires_token: bool = False,
 ) -> dict[str, Any]:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if now_ms >= ends_at_ms:
@@ -176,6 +192,7 @@ def sale_view(
         "starts_at": _iso(starts_at_ms),
         "ends_at": _iso(ends_at_ms),
         "state": state,
+        "requires_token": requires_token,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
@@ -17,8 +18,18 @@ from mall.idempotency import idempotency_key, idempotent
 from mall.lua import read_script
 from mall.openapi import api_doc
 from mall.params import path_id
+from mall.ratelimit import client_ip
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
-from seckill.admission import Admission, AdmissionService, Outcome, PurchaseRequest, rejection
+from seckill.admission import (
+    TOKEN_HEADER,
+    Admission,
+    AdmissionService,
+    AdmissionTokenDesk,
+    Outcome,
+    PurchaseRequest,
+    rejection,
+)
+from seckill.admission_token import CheckedToken, TokenProblem
 from seckill.campaign_admin import (
     CampaignAdmin,
     SaleEdit,
@@ -34,6 +45,7 @@ from seckill.soldout import SoldOutFlags
 from seckill.stats import SaleStats
 
 ADMISSION = web.AppKey("admission", AdmissionService)
+TOKEN_DESK = web.AppKey("admission_token_desk", AdmissionTokenDesk)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 CAMPAIGN_ADMIN = web.AppKey("campaign_admin", CampaignAdmin)
 SOLD_OUT_FLAGS = web.AppKey("sold_out_flags", SoldOutFlags)
@@ -50,24 +62,56 @@ def _sale_id(request: web.Request) -> int:
     return path_id(request, "sale_id", "flash sale")
 
 
+def _admission_token(request: web.Request, service: AdmissionService, sale_id: int,
+                     user_id: str) -> CheckedToken | TokenProblem | None:
+    raw = request.headers.get(TOKEN_HEADER)
+    if raw is None:
+        return None
+    return service.tokens.check(raw.strip(), sale_id, user_id)
+
+
 @api_doc(
-    summary="Buy in a flash sale", tag="flash-sales", request=PurchaseBody, idempotent=True,
+    summary="Buy in a flash sale (a sale that requires it needs the X-Admission-Token header)",
+    tag="flash-sales", request=PurchaseBody, idempotent=True,
     roles=("customer", "member", "staff", "admin"),
     responses={202: "accepted: {order_id, status: queued}"},
-    errors={401: "unauthorized", 403: "not_started, ended", 404: "not_found",
-            409: "sold_out, limit_reached", 413: "payload_too_large",
-            422: "invalid_request, idempotency_key_reused, invalid_idempotency_key"},
+    errors={401: "unauthorized",
+            403: "not_started, ended, admission_token_required, admission_token_invalid",
+            404: "not_found", 409: "sold_out, limit_reached", 413: "payload_too_large",
+            422: "invalid_request, idempotency_key_reused, invalid_idempotency_key",
+            429: "rate_limited (Retry-After)"},
 )
 async def post_order(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
     sale_id = _sale_id(request)
     body = decode_body(await request.read(), PurchaseBody)
-    req = PurchaseRequest(sale_id, principal.user_id, body.qty, idempotency_key(request))
-    admission: Admission = await app[ADMISSION].admit(req)
+    service = app[ADMISSION]
+    req = PurchaseRequest(sale_id, principal.user_id, body.qty, idempotency_key(request),
+                          client_ip(request),
+                          _admission_token(request, service, sale_id, principal.user_id))
+    admission: Admission = await service.admit(req)
     if admission.outcome in (Outcome.ACCEPTED, Outcome.REPLAY):
         return json_response({"order_id": admission.order_id, "status": "queued"}, status=202)
-    raise rejection(admission.outcome)
+    raise admission.error or rejection(admission.outcome)
+
+
+@api_doc(
+    summary="A single-use admission token for one purchase in this flash sale (anti-bot); "
+            "issued from MALL_ADMISSION_TOKEN_TTL_S before the start until the end",
+    tag="flash-sales", roles=("customer", "member", "staff", "admin"),
+    responses={201: "{token, sale_id, expires_at}: send token as X-Admission-Token"},
+    errors={401: "unauthorized", 403: "not_started, ended", 404: "not_found",
+            429: "rate_limited (Retry-After)"},
+)
+async def post_admission_token(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    sale_id = _sale_id(request)
+    issued = await app[TOKEN_DESK].issue(sale_id, principal.user_id, client_ip(request))
+    expires_at = datetime.fromtimestamp(issued.expires_at_ms / 1000, UTC).isoformat()
+    return json_response({"token": issued.token, "sale_id": sale_id, "expires_at": expires_at},
+                         status=201)
 
 
 @api_doc(
@@ -201,8 +245,9 @@ async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, redis, keys = app[SETTINGS], app[REDIS], app[KEYS]
     script = ScriptPipe(settings.redis_url, read_script("admit"))
     flags = SoldOutFlags(redis, keys)
-    app[ADMISSION] = AdmissionService(script, keys, flags, settings.order_view_ttl_s)
+    app[ADMISSION] = AdmissionService(script, keys, flags, settings)
     app[CAMPAIGNS] = campaigns = Campaigns(app[PG], redis, keys)
+    app[TOKEN_DESK] = AdmissionTokenDesk(redis, app[ADMISSION], campaigns.window, settings)
     app[SOLD_OUT_FLAGS] = flags
     app[CAMPAIGN_ADMIN] = admin = CampaignAdmin(app[PG], redis, keys, campaigns.sku_mirror)
     upkeep = SaleUpkeep(admin, app[PG], redis, keys, on_warmed=flags.refresh)
@@ -236,3 +281,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/flash-sales", list_public_sales)
     app.router.add_get("/api/v1/flash-sales/{sale_id}", get_sale)
     app.router.add_post("/api/v1/flash-sales/{sale_id}/orders", post_order)
+    app.router.add_post("/api/v1/flash-sales/{sale_id}/admission-token", post_admission_token)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from mall.keys import RELAY_GROUP, Keys
 from mall.settings import Settings
@@ -130,6 +131,25 @@ class OutboxRelay:
         metrics.ORDERS_QUEUE_DEPTH.set(depth or 0)
 
     async def _next_entries(self, stream: str) -> list[Entry]:
+        try:
+            return await self._entries(stream)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+            await self._recreate_group(stream)
+            return []
+
+    async def _recreate_group(self, stream: str) -> None:
+        """The stream has lost its consumer group (Redis lost its data, or the key was deleted
+        and made again). Recreate the group from the stream's start, so what it holds is still
+        relayed, rather than let one stream fail every pass and stop the relay for all sales."""
+        log.warning("outbox %s has no relay group; recreating it", stream)
+        self._own_pending.discard(stream)
+        # BUSYGROUP: another relay was first; no such key: nothing left to relay.
+        with contextlib.suppress(ResponseError):
+            await self._redis.xgroup_create(stream, RELAY_GROUP, id="0", mkstream=False)
+
+    async def _entries(self, stream: str) -> list[Entry]:
         count = self._settings.relay_batch
         if stream in self._own_pending:
             # A publish failed earlier: resend what this consumer already holds first.

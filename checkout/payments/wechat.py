@@ -101,7 +101,7 @@ class WechatPayProvider:
         signature = headers.get("Wechatpay-Signature", "")
         if headers.get("Wechatpay-Serial", "") != self._config.platform_serial:
             raise InvalidSignature("signed with an unknown platform key")
-        if not stamp.isdigit() or len(stamp) > 12 or not nonce:
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12 or not nonce:
             raise InvalidSignature("timestamp or nonce missing")
         if abs(self._clock() - int(stamp)) > MAX_SKEW_S:
             raise InvalidSignature("timestamp outside the accepted window")

@@ -9,6 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from mall.crypto import USERS_PHONE, data_cipher
+from mall.settings import Settings
 from tests.e2e.accounts_helpers import (
     PASSWORD,
     bearer,
@@ -18,6 +20,11 @@ from tests.e2e.accounts_helpers import (
     unique_phone,
 )
 
+
+async def accounts_with_phone(pg: asyncpg.Pool, settings: Settings, phone: str) -> int:
+    """Phones are stored sealed: count by their blind index."""
+    index = data_cipher(settings).blind_index(e164(phone), USERS_PHONE)
+    return int(await pg.fetchval("SELECT count(*) FROM users WHERE phone_hash = $1", index))
 
 async def test_register_by_phone_returns_user_and_working_tokens(
         client: TestClient, pg: asyncpg.Pool) -> None:
@@ -56,14 +63,14 @@ async def test_register_by_email_normalises_case(client: TestClient) -> None:
     lambda p: p.replace(" ", ""),
 ])
 async def test_same_phone_in_another_format_is_409(client: TestClient, pg: asyncpg.Pool,
-                                                   variant) -> None:
+                                                   settings: Settings, variant) -> None:
     phone = unique_phone()
     await register(client, phone=phone)
     resp = await client.post("/api/v1/auth/register",
                              json={"phone": variant(phone), "password": PASSWORD})
     assert resp.status == 409
     assert (await resp.json())["error"]["code"] == "account_exists"
-    assert await pg.fetchval("SELECT count(*) FROM users WHERE phone = $1", e164(phone)) == 1
+    assert await accounts_with_phone(pg, settings, phone) == 1
 
 
 async def test_same_email_in_another_case_is_409(client: TestClient, pg: asyncpg.Pool) -> None:
@@ -108,7 +115,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("body", BAD_BODIES)
 async def test_bad_sign_ups_are_422_and_create_nothing(client: TestClient, pg: asyncpg.Pool,
-                                                       body: dict) -> None:
+                                                       settings: Settings, body: dict) -> None:
     phone = unique_phone()
     body = {("phone" if k == "PHONE" else k): (phone if v == "PLACEHOLDER" else v)
             for k, v in body.items()}
@@ -118,7 +125,7 @@ async def test_bad_sign_ups_are_422_and_create_nothing(client: TestClient, pg: a
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_request" and error["message"]
     assert await pg.fetchval("SELECT count(*) FROM users") == before
-    assert await pg.fetchval("SELECT count(*) FROM users WHERE phone = $1", e164(phone)) == 0
+    assert await accounts_with_phone(pg, settings, phone) == 0
 
 
 @pytest.mark.parametrize("raw", [b"", b"{not json", b"[]", b'"x"'])
