@@ -96,6 +96,7 @@ migrate: install services
 # Prometheus runs in the dashboard test (Debian's package; nothing else uses it).
 test-tools:
 	@command -v prometheus >/dev/null 2>&1 || { $(call apt_install,prometheus); }
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { $(call apt_install,docker-compose); }
 
 test: install services test-tools
 	$(PY) -m pytest -q -m "not soak" $(PYTEST_ARGS) $(TESTS)

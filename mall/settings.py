@@ -58,6 +58,8 @@ class Settings:
     writer_max_attempts: int = 5
     # Port of the writer's own /metrics and /livez (0: none).
     writer_metrics_port: int = 9101
+    # Address of the writer's /metrics: loopback unless a scraper elsewhere must reach it.
+    writer_metrics_host: str = "127.0.0.1"
     # Seconds between checks that clear in-process sold-out flags when stock comes back.
     soldout_refresh_s: float = 0.5
     redis_max_connections: int = 64

@@ -16,7 +16,7 @@ from order_writer.consumer import OrderWriter
 log = logging.getLogger(__name__)
 
 
-async def _metrics_site(port: int) -> web.AppRunner | None:
+async def _metrics_site(host: str, port: int) -> web.AppRunner | None:
     if port == 0:
         return None
     app = web.Application()
@@ -24,7 +24,7 @@ async def _metrics_site(port: int) -> web.AppRunner | None:
     app.router.add_get("/livez", livez)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 
@@ -33,7 +33,7 @@ async def run_writer(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, writer.stop)
-    runner = await _metrics_site(settings.writer_metrics_port)
+    runner = await _metrics_site(settings.writer_metrics_host, settings.writer_metrics_port)
     try:
         await writer.run()
     finally:
