@@ -15,7 +15,7 @@ from mall.auth import require_staff
 from mall.csv_export import stream_query
 from mall.errors import invalid, json_response
 from mall.openapi import api_doc
-from mall.params import query_int
+from mall.params import query_int, query_timestamp
 from mall.resources import PG, VERIFIER
 
 DEFAULT_LIMIT = 50
@@ -65,18 +65,6 @@ class AuditFilters:
                 self.before_id]
 
 
-def _timestamp(raw: str | None, name: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset") from None
-    if value.tzinfo is None:
-        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset")
-    return value
-
-
 def _text(raw: str | None, name: str) -> str | None:
     if raw is not None and not (1 <= len(raw) <= 128 and raw.isprintable()):
         raise invalid(f"{name} must be 1-128 printable characters")
@@ -92,7 +80,8 @@ def parse_filters(query: Any) -> AuditFilters:
     kind = query.get("kind")
     if kind is not None and kind not in KINDS:
         raise invalid(f"kind must be one of {', '.join(KINDS)}")
-    at_from, at_to = _timestamp(query.get("from"), "from"), _timestamp(query.get("to"), "to")
+    at_from = query_timestamp(query.get("from"), "from")
+    at_to = query_timestamp(query.get("to"), "to")
     if at_from is not None and at_to is not None and at_from > at_to:
         raise invalid("from must not be after to")
     cursor = query_int(query.get("cursor"), "cursor", 1, MAX_ID)

@@ -3,6 +3,8 @@ route."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from mall.errors import invalid, not_found
@@ -53,3 +55,16 @@ def path_key(request: web.Request, name: str, what: str, max_length: int = 128) 
     if not 1 <= len(raw) <= max_length or not (raw.isascii() and raw.isprintable()):
         raise not_found(what)
     return raw
+
+
+def query_timestamp(raw: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time with an offset; None when absent, otherwise 422 `invalid_request`."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset") from None
+    if value.tzinfo is None:
+        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset")
+    return value

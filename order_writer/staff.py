@@ -14,7 +14,7 @@ from mall.auth import Principal, require_staff
 from mall.csv_export import stream_query
 from mall.errors import decode_body, invalid, json_response
 from mall.openapi import api_doc
-from mall.params import path_id, path_key, query_limit
+from mall.params import path_id, path_key, query_limit, query_timestamp
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales
 from order_writer.lifecycle import REFUNDER, STATUSES, settle, transition
@@ -116,19 +116,6 @@ class OrderFilters:
         return [self.status, self.user_id, self.sale_id, self.created_from, self.created_to]
 
 
-def _timestamp(query: Any, name: str) -> datetime | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset") from None
-    if value.tzinfo is None:
-        raise invalid(f"{name} must be an ISO 8601 timestamp with an offset")
-    return value
-
-
 def parse_filters(query: Any) -> OrderFilters:
     status, user_id, sale_id = query.get("status"), query.get("user_id"), query.get("sale_id")
     if status is not None and status not in STATUSES:
@@ -138,7 +125,8 @@ def parse_filters(query: Any) -> OrderFilters:
     if sale_id is not None and (not (sale_id.isascii() and sale_id.isdigit()) or len(sale_id) > 18):
         raise invalid("sale_id must be a positive integer")
     return OrderFilters(status, user_id, int(sale_id) if sale_id is not None else None,
-                        _timestamp(query, "created_from"), _timestamp(query, "created_to"))
+                        query_timestamp(query.get("created_from"), "created_from"),
+                        query_timestamp(query.get("created_to"), "created_to"))
 
 
 def parse_limit(raw: str | None) -> int:
