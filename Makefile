@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test test-tools soak faults demo bench bench-faults locust recs-eval lint clean
+	test test-tools soak faults demo bench bench-faults bench-shards locust recs-eval lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -33,6 +33,7 @@ help:
 	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
 	@echo "  locust           a bounded promotion-day run in Locust (LOCUST_ARGS=...)"
 	@echo "  faults           the fault-injection scenarios only (part of test)"
+	@echo "  bench-shards     one hot sale in K stock shards on a local Redis Cluster (SHARDS_ARGS=...)"
 	@echo "  bench-faults     the fault scenarios with larger bursts, table to bench/RESULTS.md (FAULTS_ARGS=...)"
 	@echo "  recs-eval        hit rate of the recommendations on a generated order history (RECS_ARGS=...)"
 	@echo "  lint             ruff check"
@@ -93,8 +94,10 @@ migrate: install services
 
 # --- Running -----------------------------------------------------------------------------
 
-# Prometheus runs in the dashboard test (Debian's package; nothing else uses it).
+# Prometheus runs in the dashboard test, Chromium in the browser tests (Debian's packages;
+# Playwright drives the system browser and downloads none).
 test-tools:
+	@command -v chromium >/dev/null 2>&1 || { $(call apt_install,chromium fonts-wqy-microhei); }
 	@command -v prometheus >/dev/null 2>&1 || { $(call apt_install,prometheus); }
 	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { $(call apt_install,docker-compose); }
 
@@ -120,6 +123,11 @@ locust: install-bench services
 # The fault scenarios only (private Redis, PostgreSQL and RabbitMQ on free loopback ports).
 faults: install services
 	$(PY) -m pytest -q -m "not soak" $(PYTEST_ARGS) tests/faults
+
+# One hot sale split into K stock shards on a local three-master Redis Cluster:
+# SHARDS_ARGS="--shards 1,2,4 --seconds 8 --procs 2 --concurrency 64".
+bench-shards: install
+	$(PY) -m bench.shards $(SHARDS_ARGS)
 
 # The fault scenarios with larger bursts, as a table appended to bench/RESULTS.md.
 bench-faults: install services

@@ -13,6 +13,7 @@
 -- ARGV[8] remaining stock to start from when Redis holds none (PostgreSQL's stock - sold)
 -- ARGV[9] consumer group of the outbox relay
 -- ARGV[10] requires_token: "1" when buyers need an admission token (absent: "0")
+-- ARGV[11] number of stock shards of the sale (absent: "1"); ARGV[8] is then this shard's part
 --
 -- Returns {code, remaining stock}: 0 loaded (or already there), 1 closed (nothing touched).
 if redis.call('HGET', KEYS[1], 'closed') then
@@ -20,7 +21,7 @@ if redis.call('HGET', KEYS[1], 'closed') then
 end
 redis.call('HSET', KEYS[1], 'sale_id', ARGV[1], 'sku_id', ARGV[2], 'price', ARGV[3],
            'starts_at_ms', ARGV[4], 'ends_at_ms', ARGV[5], 'per_user_limit', ARGV[6],
-           'stock', ARGV[7], 'requires_token', ARGV[10] or '0')
+           'stock', ARGV[7], 'requires_token', ARGV[10] or '0', 'shards', ARGV[11] or '1')
 redis.call('SET', KEYS[2], ARGV[8], 'NX')
 local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[3], ARGV[9], '0', 'MKSTREAM')
 if not ok and not string.find(tostring(err), 'BUSYGROUP', 1, true) then

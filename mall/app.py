@@ -17,7 +17,7 @@ import membership
 import pricing
 import recommendations
 from audit.middleware import audit_middleware
-from mall import metrics
+from mall import metrics, pages
 from mall.auth import TokenVerifier
 from mall.errors import error_middleware, json_response
 from mall.keys import Keys
@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     analytics.setup(app)
     audit.setup(app)
     recommendations.setup(app)
+    pages.setup(app)
     app.cleanup_ctx.append(returns_ctx)
     app.cleanup_ctx.append(drift_ctx)
     return app

@@ -37,6 +37,7 @@ from coupons.state import ClaimState
 from mall.keys import RELAY_GROUP, Keys
 from mall.settings import Settings
 from mall.topology import Topology
+from seckill.shards import ShardedStock
 
 MAX_LISTED_BUYERS = 20
 OUTBOX_PAGE = 1000
@@ -44,11 +45,12 @@ REPAIR_ATTEMPTS = 20
 
 SALES = """
 SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, closed_at, warmed_at,
-       requires_token::int AS requires_token,
+       requires_token::int AS requires_token, shards,
        least(starts_at, coalesce(closed_at, starts_at)) AS starts_at,
        least(ends_at, coalesce(closed_at, ends_at)) AS ends_at
 FROM flash_sales WHERE $1::bigint IS NULL OR id = $1 ORDER BY id
 """
+SHARDS_OF_SALE = "SELECT shards FROM flash_sales WHERE id = $1"
 HOLDERS = """
 SELECT o.sale_id, o.user_id, sum(i.qty)::bigint AS units
 FROM orders o JOIN order_items i USING (order_id)
@@ -323,7 +325,7 @@ class Reconciler:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for r in rows:
-                marker = (self._keys.sale(r["sale_id"]).release(r["order_id"])[2]
+                marker = (self._keys.release_of(r["sale_id"], r["order_id"])[2]
                           if r["sale_id"] is not None
                           else self._keys.checkout.released(r["order_id"]))
                 pipe.exists(marker)
@@ -341,24 +343,41 @@ class Reconciler:
             if r["sale_id"] is not None:
                 returning[r["sale_id"]] += sum(r["qtys"])
                 holders[r["sale_id"]][r["user_id"]] += sum(r["qtys"])
+        checks = []
+        for row in sales:
+            meta, stock, buyers = await self._sale_state(row["id"], row["shards"])
+            expected_buyers = {u: n for u, n in holders[row["id"]].items() if n > 0}
+            for user, units in in_flight.sale_buyers[row["id"]].items():
+                expected_buyers[user] = expected_buyers.get(user, 0) + units
+            checks.append(self._compare_sale(row, meta, stock, buyers, expected_buyers,
+                                             in_flight.sale_units[row["id"]],
+                                             returning[row["id"]]))
+        return checks
+
+    async def _sale_state(self, sale_id: int, shards: int,
+                          ) -> tuple[dict[str, str], int | None, dict[str, int]]:
+        """A sale's meta (shard 0's, with `to_sku` summed over the shards), remaining stock
+        (every shard's plus units in transfer between shards) and buyers (each buyer lives in
+        one shard, their home)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for sale_id in sale_ids:
-                k = self._keys.sale(sale_id)
+            for k in self._keys.sale_shards(sale_id, shards):
                 pipe.hgetall(k.meta)
                 pipe.get(k.stock)
                 pipe.hgetall(k.buyers)
             replies = await pipe.execute()
-        checks = []
-        for i, row in enumerate(sales):
-            meta, stock, buyers = replies[3 * i: 3 * i + 3]
-            expected_buyers = {u: n for u, n in holders[row["id"]].items() if n > 0}
-            for user, units in in_flight.sale_buyers[row["id"]].items():
-                expected_buyers[user] = expected_buyers.get(user, 0) + units
-            checks.append(self._compare_sale(
-                row, {k.decode(): v.decode() for k, v in meta.items()}, _int(stock),
-                {k.decode(): int(v) for k, v in buyers.items()}, expected_buyers,
-                in_flight.sale_units[row["id"]], returning[row["id"]]))
-        return checks
+        meta = {k.decode(): v.decode() for k, v in replies[0].items()}
+        stocks = [_int(s) for s in replies[1::3]]
+        buyers: dict[str, int] = {}
+        for shard_buyers in replies[2::3]:
+            buyers.update({k.decode(): int(v) for k, v in shard_buyers.items()})
+        stock = None if all(s is None for s in stocks) else sum(s or 0 for s in stocks)
+        if shards > 1:
+            if meta:
+                to_sku = sum(int(m.get(b"to_sku", 0)) for m in replies[0::3])
+                meta["to_sku"] = str(to_sku)
+            if stock is not None:
+                stock += await ShardedStock(self._redis, self._keys).in_transfer(sale_id, shards)
+        return meta, stock, buyers
 
     @staticmethod
     def _compare_sale(row: asyncpg.Record, meta: dict[str, str], stock: int | None,
@@ -479,6 +498,9 @@ class Reconciler:
         await self._ensure_outbox(self._keys.checkout.outbox)
 
     async def _repair_sale(self, sale_id: int) -> str:
+        if await self._pool.fetchval(SHARDS_OF_SALE, sale_id) not in (None, 1):
+            return (f"flash sale {sale_id}: split into shards; not repaired (rebuilding the "
+                    "shards is not supported: end the sale to settle it)")
         k = self._keys.sale(sale_id)
         await self._ensure_outbox(k.outbox)
         for _ in range(REPAIR_ATTEMPTS):

@@ -65,7 +65,7 @@ class StockReturnApplier(StoppableLoop):
     async def _apply(self, row: asyncpg.Record) -> bool:
         order_id = row["order_id"]
         if row["sale_id"] is not None:
-            keys = self._keys.sale(row["sale_id"]).release(order_id)
+            keys = self._keys.release_of(row["sale_id"], order_id)
             applied, _ = await self._release(keys, [row["user_id"], sum(row["qtys"]),
                                                     MARKER_TTL_S])
             return bool(int(applied))

@@ -23,6 +23,7 @@ from mall.ratelimit import Counter, hit, rate_limited, window_ms
 from mall.settings import Settings
 from seckill import metrics
 from seckill.admission_token import AdmissionTokens, CheckedToken, IssuedToken, TokenProblem
+from seckill.shards import ShardedStock, home_shard
 from seckill.soldout import SoldOutFlags
 
 # The used-nonce marker outlives the token by this much, so a process whose clock runs
@@ -130,11 +131,13 @@ class LimitKeys:
 
 class AdmissionService:
     def __init__(
-        self, script: ScriptPipe, keys: Keys, flags: SoldOutFlags, settings: Settings
+        self, script: ScriptPipe, keys: Keys, flags: SoldOutFlags, settings: Settings,
+        shards: ShardedStock,
     ) -> None:
         self._script = script
         self._keys = keys
         self._flags = flags
+        self._shards = shards
         self._ttl = settings.order_view_ttl_s
         self._window_s = settings.rate_window_s
         self._window_ms = window_ms(settings.rate_window_s)
@@ -142,12 +145,13 @@ class AdmissionService:
                         settings.rate_limit_sale)
         self._scope_limits = dict(zip(("user", "ip", "sale"), self._limits, strict=True))
         self.tokens = AdmissionTokens(settings.jwt_secret)
-        self._limit_keys: dict[int, LimitKeys] = {}
+        self._limit_keys: dict[tuple[int, int], LimitKeys] = {}
 
-    def limit_keys(self, sale_id: int) -> LimitKeys:
-        keys = self._limit_keys.get(sale_id)
+    def limit_keys(self, sale_id: int, shard: int = 0) -> LimitKeys:
+        keys = self._limit_keys.get((sale_id, shard))
         if keys is None:
-            keys = self._limit_keys[sale_id] = LimitKeys(self._keys.sale(sale_id))
+            keys = LimitKeys(self._keys.sale(sale_id, shard))
+            self._limit_keys[(sale_id, shard)] = keys
         return keys
 
     async def admit(self, req: PurchaseRequest) -> Admission:
@@ -156,26 +160,17 @@ class AdmissionService:
             _OUTCOME_COUNTERS[Outcome.SOLD_OUT].inc()
             return Admission(Outcome.SOLD_OUT, "", 0)
         started = time.perf_counter()
-        order_id = make_order_id(req.sale_id, os.urandom(16).hex())
-        limit = self.limit_keys(req.sale_id)
-        token = req.token
-        nonce, token_state, token_ms = None, "", 1
-        if isinstance(token, CheckedToken):
-            nonce, token_state = token.nonce, "1"
-            token_ms = token.expires_at_ms - int(time.time() * 1000) + NONCE_MARGIN_MS
-        elif token is not None:
-            token_state = "0"
-        keys = self._keys.sale(req.sale_id).admission(req.user_id, req.idempotency_key, order_id)
-        keys += [limit.user(req.user_id), limit.ip(req.client_ip), limit.sale, limit.nonce(nonce)]
-        fingerprint = f"qty={req.qty}" if req.idempotency_key else ""
-        user_limit, ip_limit, sale_limit = self._limits
-        args: list[Any] = [req.user_id, req.qty, order_id, fingerprint, self._ttl,
-                           self._window_ms, user_limit, ip_limit, sale_limit, token_state,
-                           max(token_ms, 1)]
-        reply = await self._script.call(keys, args)
+        shards = await self._shards.count(req.sale_id)
+        shard = home_shard(req.user_id, shards)
+        reply = await self._call(req, shards, shard)
         outcome = Outcome(int(reply[0]))
+        if outcome is Outcome.SOLD_OUT and shards > 1:
+            reply, outcome = await self._admit_with_borrowed_stock(req, shards, shard, reply)
         remaining = int(reply[2])
-        if remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
+        if shards == 1:
+            if remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
+                self._flags.mark_sold_out(req.sale_id)
+        elif outcome is Outcome.SOLD_OUT:  # every sibling was found short
             self._flags.mark_sold_out(req.sale_id)
         metrics.ADMISSION_SECONDS.observe(time.perf_counter() - started)
         _OUTCOME_COUNTERS[outcome].inc()
@@ -185,11 +180,49 @@ class AdmissionService:
         if outcome is Outcome.RATE_LIMITED:
             error = rate_limited(text, int(reply[3]), self._scope_limits[text], self._window_s)
             text = ""
-        elif outcome is Outcome.TOKEN_INVALID and isinstance(token, TokenProblem):
-            error = token_invalid(token.value)
+        elif outcome is Outcome.TOKEN_INVALID and isinstance(req.token, TokenProblem):
+            error = token_invalid(req.token.value)
         elif outcome is Outcome.TOKEN_USED:
             error = token_invalid("already_used")
         return Admission(outcome, text, remaining, error)
+
+    async def _admit_with_borrowed_stock(
+        self, req: PurchaseRequest, shards: int, shard: int, reply: Any
+    ) -> tuple[Any, Outcome]:
+        """The home shard is short: move units to it from its siblings and ask again, until
+        the purchase is decided by something other than stock or no sibling has any left.
+
+        Each new ask counts once more against the rate limits of the home shard."""
+        outcome = Outcome.SOLD_OUT
+        for _ in range(shards):
+            if await self._shards.borrow(req.sale_id, shards, shard, req.qty) == 0:
+                break
+            reply = await self._call(req, shards, shard)
+            outcome = Outcome(int(reply[0]))
+            if outcome is not Outcome.SOLD_OUT:
+                break
+        return reply, outcome
+
+    async def _call(self, req: PurchaseRequest, shards: int, shard: int) -> Any:
+        """One admit.lua call on the buyer's home shard."""
+        order_id = make_order_id(req.sale_id, os.urandom(16).hex(), shard)
+        limit = self.limit_keys(req.sale_id, shard)
+        token = req.token
+        nonce, token_state, token_ms = None, "", 1
+        if isinstance(token, CheckedToken):
+            nonce, token_state = token.nonce, "1"
+            token_ms = token.expires_at_ms - int(time.time() * 1000) + NONCE_MARGIN_MS
+        elif token is not None:
+            token_state = "0"
+        keys = self._keys.sale(req.sale_id, shard).admission(req.user_id, req.idempotency_key,
+                                                             order_id)
+        keys += [limit.user(req.user_id), limit.ip(req.client_ip), limit.sale, limit.nonce(nonce)]
+        fingerprint = f"qty={req.qty}" if req.idempotency_key else ""
+        user_limit, ip_limit, sale_limit = self._limits
+        args: list[Any] = [req.user_id, req.qty, order_id, fingerprint, self._ttl,
+                           self._window_ms, user_limit, ip_limit, max(sale_limit // shards, 1),
+                           token_state, max(token_ms, 1)]
+        return await self._script.call(keys, args)
 
 
 class AdmissionTokenDesk:

@@ -45,6 +45,7 @@ from seckill.campaigns import (
     to_ms,
     why_not_reserved,
 )
+from seckill.shards import ShardedStock, split
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ STATE_EXPR = """CASE WHEN f.closed_at IS NOT NULL OR f.ends_at <= now() THEN 'en
 SALE_COLUMNS = f"""
 f.id, f.sku_id, p.name AS product_name, f.price, f.stock, f.sold, f.returned_to_sku,
 f.per_user_limit, f.starts_at, f.ends_at, f.closed_at, f.warmed_at, f.created_by,
-f.created_at, f.requires_token, {STATE_EXPR} AS state"""
+f.created_at, f.requires_token, f.shards, {STATE_EXPR} AS state"""
 LIST_SALES = f"""
 SELECT {SALE_COLUMNS}
 FROM flash_sales f JOIN skus s ON s.id = f.sku_id JOIN products p ON p.id = s.product_id
@@ -169,7 +170,7 @@ def admin_view(row: asyncpg.Record) -> dict[str, Any]:
         "scheduled_ends_at": _iso(row["ends_at"]), "closed_at": _iso(row["closed_at"]),
         "warmed_at": _iso(row["warmed_at"]), "created_by": row["created_by"],
         "created_at": _iso(row["created_at"]), "state": row["state"],
-        "requires_token": row["requires_token"],
+        "requires_token": row["requires_token"], "shards": row["shards"],
     }
 
 
@@ -180,6 +181,9 @@ def _new_terms(row: asyncpg.Record | None, changes: dict[str, Any]) -> dict[str,
         raise sale_ended()
     if row["started"]:
         raise sale_started()
+    if row["shards"] > 1 and changes.get("stock", row["stock"]) != row["stock"]:
+        raise invalid("the stock of a sale split into shards cannot be changed; end it and "
+                      "create another")
     new = {f: changes.get(f, row[f]) for f in EDITABLE}
     if new["ends_at"] <= new["starts_at"]:
         raise invalid("ends_at must be after starts_at")
@@ -190,11 +194,12 @@ def _new_terms(row: asyncpg.Record | None, changes: dict[str, Any]) -> dict[str,
 
 class CampaignAdmin:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys,
-                 mirror: StockMirror) -> None:
+                 mirror: StockMirror, shards: ShardedStock | None = None) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys
         self._mirror = mirror
+        self.shards = shards or ShardedStock(redis, keys)
         self._update = Script(redis, "sale_update")
         self._close = Script(redis, "sale_close")
         self._warm = Script(redis, "sale_warm")
@@ -229,8 +234,7 @@ class CampaignAdmin:
         return {"items": items, "next_cursor": next_cursor}
 
     async def _remaining(self, sale_ids: list[int]) -> list[int | None]:
-        stocks = await self._redis.mget([self._keys.sale(s).stock for s in sale_ids])
-        return [None if s is None else int(s) for s in stocks]
+        return [await self.shards.remaining(s) for s in sale_ids]
 
     async def get(self, sale_id: int) -> dict[str, Any]:
         row = await self._pool.fetchrow(SELECT_ONE, sale_id)
@@ -253,7 +257,7 @@ class CampaignAdmin:
                 await conn.execute(UPDATE_TERMS, sale_id, new["price"], new["stock"],
                                    new["per_user_limit"], new["starts_at"], new["ends_at"],
                                    new["requires_token"])
-                await self._apply_terms(sale_id, sku_id, new, row["starts_at"])
+                await self._apply_terms(sale_id, sku_id, new, row["starts_at"], row["shards"])
             except BaseException:
                 if delta > 0:
                     await self._mirror.give(sku_id, delta)
@@ -272,23 +276,29 @@ class CampaignAdmin:
             await conn.execute(GIVE_BACK_TO_SKU, sku_id, -delta)
 
     async def _apply_terms(self, sale_id: int, sku_id: int, new: dict[str, Any],
-                           old_starts_at: datetime) -> None:
+                           old_starts_at: datetime, shards: int) -> None:
         """Replace the terms in Redis while the row is locked; the commit follows.
 
         The Redis clock decides whether the sale has started, the one admit.lua reads, so an
         edit that loses the race against the start is refused and PostgreSQL rolls back.
+        A sale in shards is edited shard by shard, shard 0 first: a refusal there changes
+        nothing; a refusal on a later shard (the start passed between two calls, within
+        milliseconds) is answered as started, and the upkeep's warm-up is not needed because
+        the refused shard kept its old terms only for a sale that has already begun.
         """
-        keys = self._keys.sale(sale_id)
-        await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
-        code, _ = await self._update(keys.init(), [
-            sale_id, sku_id, new["price"], to_ms(new["starts_at"]), to_ms(new["ends_at"]),
-            new["per_user_limit"], new["stock"], RELAY_GROUP, to_ms(old_starts_at),
-            int(new["requires_token"]),
-        ])
-        if int(code) == 1:
-            raise sale_started()
-        if int(code) == 2:
-            raise sale_ended()
+        parts = split(new["stock"], shards)
+        for k in range(shards):
+            keys = self._keys.sale(sale_id, k)
+            await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
+            code, _ = await self._update(keys.init(), [
+                sale_id, sku_id, new["price"], to_ms(new["starts_at"]), to_ms(new["ends_at"]),
+                new["per_user_limit"], new["stock"], RELAY_GROUP, to_ms(old_starts_at),
+                int(new["requires_token"]), parts[k], shards,
+            ])
+            if int(code) == 1:
+                raise sale_started()
+            if int(code) == 2:
+                raise sale_ended()
 
     # ---- closing
 
@@ -304,12 +314,25 @@ class CampaignAdmin:
         return await self.get(sale_id)
 
     async def settle(self, sale_id: int) -> int:
-        """Take what the closed sale has left in Redis and give it to the SKU. Returns units."""
-        code, to_sku, _ = await self._close(self._keys.sale(sale_id).init()[:2], [])
-        if int(code) == 2:
+        """Take what the closed sale has left in Redis and give it to the SKU. Returns units.
+
+        A sale in shards closes every shard (so none admits any more), finishes the stock
+        transfers cut short, and sums what the shards hold."""
+        shard_keys = await self.shards.shard_keys(sale_id)
+        total, found = 0, False
+        for keys in shard_keys:
+            code, to_sku, _ = await self._close(keys.init()[:2], [])
+            if int(code) != 2:
+                found, total = True, total + int(to_sku)
+        if len(shard_keys) > 1 and await self.shards.finish_transfers(sale_id):
+            total = 0
+            for keys in shard_keys:  # the finished transfers added stock: take it too
+                code, to_sku, _ = await self._close(keys.init()[:2], [])
+                total += int(to_sku) if int(code) != 2 else 0
+        if not found:
             log.warning("closed flash sale %s has no state in Redis; nothing to settle", sale_id)
             return 0
-        return await self.sync_returned(sale_id, int(to_sku))
+        return await self.sync_returned(sale_id, total)
 
     async def sync_returned(self, sale_id: int, to_sku: int) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -338,17 +361,23 @@ class CampaignAdmin:
                 raise not_found("flash sale")
             if row["state"] == "ended":
                 raise sale_ended()
-            keys = self._keys.sale(sale_id)
-            await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
-            code, remaining = await self._warm(keys.init(), [
-                sale_id, row["sku_id"], row["price"], to_ms(row["starts_at"]),
-                to_ms(row["ends_at"]), row["per_user_limit"], row["stock"],
-                row["stock"] - row["sold"], RELAY_GROUP, int(row["requires_token"]),
-            ])
-            if int(code) == 1:
-                raise sale_ended()
+            shards = row["shards"]
+            parts = split(row["stock"] - row["sold"], shards)
+            remaining = 0
+            for k in reversed(range(shards)):  # shard 0, which records K, last
+                keys = self._keys.sale(sale_id, k)
+                await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
+                code, left = await self._warm(keys.init(), [
+                    sale_id, row["sku_id"], row["price"], to_ms(row["starts_at"]),
+                    to_ms(row["ends_at"]), row["per_user_limit"], row["stock"],
+                    parts[k], RELAY_GROUP, int(row["requires_token"]), shards,
+                ])
+                if int(code) == 1:
+                    raise sale_ended()
+                remaining += int(left)
+            self.shards.remember(sale_id, shards)
             await conn.execute(MARK_WARMED, sale_id)
-        return int(remaining)
+        return remaining
 
 
 # Sales starting within this many seconds are loaded into Redis by the upkeep loop. Far longer
@@ -366,8 +395,12 @@ WHERE closed_at IS NULL AND warmed_at IS NULL AND ends_at > now()
 ORDER BY starts_at, id
 LIMIT $2
 """
+RUNNING_SHARDED_SALES = """
+SELECT id FROM flash_sales
+WHERE shards > 1 AND closed_at IS NULL AND warmed_at IS NOT NULL AND ends_at > now()
+"""
 CLOSED_SALES = """
-SELECT id, returned_to_sku FROM flash_sales
+SELECT id, returned_to_sku, shards FROM flash_sales
 WHERE closed_at > now() - make_interval(days => $1)
 ORDER BY id
 """
@@ -399,8 +432,20 @@ class SaleUpkeep(StoppableLoop):
             return
         try:
             await self.warm_upcoming()
+            await self.finish_transfers()
         finally:  # a sale that cannot be warmed up must not hold back the settling
             await self.settle_closed()
+
+    async def finish_transfers(self) -> int:
+        """Finish the stock transfers between shards that a crash cut short."""
+        finished = 0
+        for row in await self._pool.fetch(RUNNING_SHARDED_SALES):
+            try:
+                finished += await self._admin.shards.finish_transfers(row["id"])
+            except Exception:  # one sale's failure must not hold back the others
+                log.warning("flash sale %s: transfers not finished; retrying", row["id"],
+                            exc_info=True)
+        return finished
 
     async def warm_upcoming(self) -> int:
         rows = await self._pool.fetch(SALES_TO_WARM, WARM_UP_AHEAD_S, UPKEEP_BATCH)
@@ -431,7 +476,9 @@ class SaleUpkeep(StoppableLoop):
         for i, row in enumerate(rows):
             (loaded, closed, to_sku), stock_exists = replies[2 * i], replies[2 * i + 1]
             try:
-                if loaded is not None and (closed is None or stock_exists):
+                if row["shards"] > 1:  # each shard may hold units: settling reads them all
+                    moved += await self._admin.settle(row["id"])
+                elif loaded is not None and (closed is None or stock_exists):
                     moved += await self._admin.settle(row["id"])
                 elif to_sku is not None and int(to_sku) > row["returned_to_sku"]:
                     moved += await self._admin.sync_returned(row["id"], int(to_sku))

@@ -15,6 +15,7 @@ from mall.errors import ApiError, invalid, not_found
 from mall.keys import RELAY_GROUP, Keys
 from mall.lua import Script
 from mall.stock_mirror import StockMirror
+from seckill.shards import MAX_SHARDS, ShardedStock, split
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,15 @@ class NewFlashSale(msgspec.Struct, forbid_unknown_fields=True):
     per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     # Buyers must bring a single-use admission token (POST .../admission-token) to buy.
     requires_token: bool = False
+    # Stock shards (hash tags) for a sale hotter than one Redis shard can serve; see
+    # seckill/shards.py. Each shard starts with an equal part of the stock.
+    shards: Annotated[int, msgspec.Meta(ge=1, le=MAX_SHARDS)] = 1
 
     def check(self) -> None:
         if self.ends_at <= self.starts_at:
             raise invalid("ends_at must be after starts_at")
+        if self.shards > self.stock:
+            raise invalid("shards must not exceed stock: every shard starts with a unit")
 
 
 RESERVE_SKU_STOCK = """
@@ -50,14 +56,14 @@ FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1
 RELEASE_SKU_STOCK = "UPDATE skus SET stock = stock + $2 WHERE id = $1"
 INSERT_SALE = """
 INSERT INTO flash_sales (sku_id, price, stock, per_user_limit, starts_at, ends_at, created_by,
-                         warmed_at, requires_token)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
+                         warmed_at, requires_token, shards)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9)
 RETURNING id
 """
 DELETE_SALE = "DELETE FROM flash_sales WHERE id = $1"
 # A closed sale ended when it was closed, if that came first; its unsold units left with it.
 SELECT_SALE = """
-SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, requires_token,
+SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, requires_token, shards,
        least(starts_at, closed_at) AS starts_at, least(ends_at, closed_at) AS ends_at
 FROM flash_sales WHERE id = $1
 """
@@ -81,10 +87,12 @@ def to_ms(dt: datetime) -> int:
 
 
 class Campaigns:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys,
+                 shards: ShardedStock | None = None) -> None:
         self._pool = pool
         self._redis = redis
         self._keys = keys
+        self._shards = shards or ShardedStock(redis, keys)
         self._init = Script(redis, "init_sale")
         self.sku_mirror = StockMirror(redis, keys)
 
@@ -103,7 +111,7 @@ class Campaigns:
             try:
                 sale_id = await conn.fetchval(
                     INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
-                    sale.starts_at, sale.ends_at, created_by, sale.requires_token,
+                    sale.starts_at, sale.ends_at, created_by, sale.requires_token, sale.shards,
                 )
             except BaseException:
                 await self.sku_mirror.give(sale.sku_id, sale.stock)
@@ -111,7 +119,7 @@ class Campaigns:
         try:
             await self.load_into_redis(sale_id, sale.sku_id, sale.price, sale.stock,
                                        sale.per_user_limit, sale.starts_at, sale.ends_at,
-                                       sale.requires_token)
+                                       sale.requires_token, sale.shards)
         except Exception:
             log.exception("could not make flash sale %s sellable in Redis; undoing it", sale_id)
             async with self._pool.acquire() as conn, conn.transaction():
@@ -123,15 +131,20 @@ class Campaigns:
 
     async def load_into_redis(
         self, sale_id: int, sku_id: int, price: int, remaining: int, per_user_limit: int,
-        starts_at: datetime, ends_at: datetime, requires_token: bool = False,
+        starts_at: datetime, ends_at: datetime, requires_token: bool = False, shards: int = 1,
     ) -> None:
-        keys = self._keys.sale(sale_id)
-        await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
-        await self._init(
-            keys.init(),
-            [sale_id, sku_id, price, to_ms(starts_at), to_ms(ends_at), per_user_limit, remaining,
-             RELAY_GROUP, int(requires_token)],
-        )
+        """Every shard gets its part of the stock; shard 0 (which records K) goes last, so a
+        process that finds K there finds every shard ready."""
+        parts = split(remaining, shards)
+        for k in reversed(range(shards)):
+            keys = self._keys.sale(sale_id, k)
+            await self._redis.sadd(self._keys.outbox_registry, keys.outbox)
+            await self._init(
+                keys.init(),
+                [sale_id, sku_id, price, to_ms(starts_at), to_ms(ends_at), per_user_limit,
+                 parts[k], RELAY_GROUP, int(requires_token), shards, remaining],
+            )
+        self._shards.remember(sale_id, shards)
 
     async def window(self, sale_id: int) -> tuple[int, int] | None:
         """(starts_at_ms, ends_at_ms) of a sale, from Redis, else PostgreSQL; None if unknown."""
@@ -145,17 +158,14 @@ class Campaigns:
         return to_ms(row["starts_at"]), to_ms(row["ends_at"])
 
     async def view(self, sale_id: int) -> dict[str, Any]:
-        keys = self._keys.sale(sale_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.meta)
-            pipe.get(keys.stock)
-            meta, stock = await pipe.execute()
+        meta = await self._redis.hgetall(self._keys.sale(sale_id).meta)
+        stock = await self._shards.remaining(sale_id) if meta else None
         if meta:
             m = {k.decode(): int(v) for k, v in meta.items()}
             return sale_view(
                 sale_id, m["sku_id"], m["price"], m["stock"], int(stock or 0),
                 m["per_user_limit"], m["starts_at_ms"], m["ends_at_ms"],
-                requires_token=m.get("requires_token") == 1,
+                requires_token=m.get("requires_token") == 1, shards=m.get("shards", 1),
             )
         row = await self._pool.fetchrow(SELECT_SALE, sale_id)
         if row is None:
@@ -164,13 +174,14 @@ class Campaigns:
             sale_id, row["sku_id"], row["price"], row["stock"],
             row["stock"] - row["sold"] - row["returned_to_sku"],
             row["per_user_limit"], to_ms(row["starts_at"]), to_ms(row["ends_at"]),
-            requires_token=row["requires_token"],
+            requires_token=row["requires_token"], shards=row["shards"],
         )
 
 
 def sale_view(
     sale_id: int, sku_id: int, price: int, stock: int, remaining: int, per_user_limit: int,
     starts_at_ms: int, ends_at_ms: int, now_ms: int | None = None, requires_token: bool = False,
+    shards: int = 1,
 ) -> dict[str, Any]:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if now_ms >= ends_at_ms:
@@ -193,6 +204,7 @@ def sale_view(
         "ends_at": _iso(ends_at_ms),
         "state": state,
         "requires_token": requires_token,
+        "shards": shards,
     }
 
 

@@ -41,6 +41,7 @@ from seckill.campaign_admin import (
 from seckill.campaigns import Campaigns, NewFlashSale
 from seckill.relay import OutboxRelay
 from seckill.report import sale_report
+from seckill.shards import ShardedStock
 from seckill.soldout import SoldOutFlags
 from seckill.stats import SaleStats
 
@@ -147,7 +148,7 @@ async def post_sale(request: web.Request) -> web.Response:
 
 STAFF_ERRORS = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 ADMIN_SALE = "{id, sku_id, product_name, price, stock, sold, returned_to_sku, per_user_limit,"\
-    " starts_at, ends_at, scheduled_ends_at, closed_at, warmed_at, state}"
+    " starts_at, ends_at, scheduled_ends_at, closed_at, warmed_at, state, requires_token, shards}"
 
 
 def _staff(request: web.Request) -> None:
@@ -244,16 +245,18 @@ async def get_report(request: web.Request) -> web.Response:
 async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, redis, keys = app[SETTINGS], app[REDIS], app[KEYS]
     script = ScriptPipe(settings.redis_url, read_script("admit"))
-    flags = SoldOutFlags(redis, keys)
-    app[ADMISSION] = AdmissionService(script, keys, flags, settings)
-    app[CAMPAIGNS] = campaigns = Campaigns(app[PG], redis, keys)
+    shards = ShardedStock(redis, keys)
+    flags = SoldOutFlags(redis, keys, shards)
+    app[ADMISSION] = AdmissionService(script, keys, flags, settings, shards)
+    app[CAMPAIGNS] = campaigns = Campaigns(app[PG], redis, keys, shards)
     app[TOKEN_DESK] = AdmissionTokenDesk(redis, app[ADMISSION], campaigns.window, settings)
     app[SOLD_OUT_FLAGS] = flags
-    app[CAMPAIGN_ADMIN] = admin = CampaignAdmin(app[PG], redis, keys, campaigns.sku_mirror)
+    app[CAMPAIGN_ADMIN] = admin = CampaignAdmin(app[PG], redis, keys, campaigns.sku_mirror,
+                                                shards)
     upkeep = SaleUpkeep(admin, app[PG], redis, keys, on_warmed=flags.refresh)
     upkeep_task = asyncio.create_task(upkeep.run())
     refresher = asyncio.create_task(flags.run_refresher(settings.soldout_refresh_s))
-    stats = SaleStats(app[PG], redis, keys, STATS_INTERVAL_S)
+    stats = SaleStats(app[PG], redis, keys, STATS_INTERVAL_S, shards)
     stats_task = asyncio.create_task(stats.run())
     relay = OutboxRelay(redis, keys, settings)
     relay_task = asyncio.create_task(relay.run()) if settings.relay_enabled else None

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from mall.errors import not_found
 from mall.keys import Keys
+from seckill.shards import ShardedStock
 
 PAID_STATUSES = ["paid", "shipped", "delivered", "completed"]
 
@@ -68,14 +69,16 @@ async def sale_report(pool: asyncpg.Pool, redis: Redis, keys: Keys,
         by_status = {r["status"]: r["n"] for r in await conn.fetch(BY_STATUS, sale_id)}
         returned = await conn.fetchval(UNITS_RETURNED, sale_id)
         sold_out_at = await conn.fetchval(SOLD_OUT_AT, sale_id, sale["stock"])
-    k = keys.sale(sale_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(k.meta, "stock", "to_sku")
-        pipe.get(k.stock)
-        (meta_stock, to_sku), remaining = await pipe.execute()
+    shards = ShardedStock(redis, keys)
+    shard_keys = await shards.shard_keys(sale_id)
+    meta_stock = await redis.hget(shard_keys[0].meta, "stock")
+    to_sku = 0
+    for k in shard_keys:
+        to_sku += int(await redis.hget(k.meta, "to_sku") or 0)
+    remaining = await shards.remaining(sale_id)
     accepted = None
     if meta_stock is not None:
-        accepted = int(meta_stock) - int(remaining or 0) - int(to_sku or 0)
+        accepted = int(meta_stock) - int(remaining or 0) - to_sku
     return {
         "id": sale_id,
         "stock": sale["stock"],

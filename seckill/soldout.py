@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from mall.keys import Keys
+from seckill.shards import ShardedStock
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ class _Flag:
 
 
 class SoldOutFlags:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, shards: ShardedStock) -> None:
         self._redis = redis
         self._keys = keys
+        self._shards = shards
         self._flags: dict[int, _Flag] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
 
@@ -50,13 +52,17 @@ class SoldOutFlags:
         task.add_done_callback(lambda _t: self._loading.pop(sale_id, None))
 
     async def _load_buyers(self, sale_id: int) -> None:
-        keys = self._keys.sale(sale_id)
         try:
-            count = await self._redis.hlen(keys.buyers)
+            shard_keys = await self._shards.shard_keys(sale_id)
+            count = 0
+            for keys in shard_keys:
+                count += await self._redis.hlen(keys.buyers)
             if count > MAX_SNAPSHOT_BUYERS:
                 return
-            buyers = await self._redis.hkeys(keys.buyers)
-            stock = await self._redis.get(keys.stock)
+            buyers: list[bytes] = []
+            for keys in shard_keys:
+                buyers += await self._redis.hkeys(keys.buyers)
+            stock = await self._shards.remaining(sale_id)
         except Exception:
             log.warning("could not snapshot buyers of sale %s; asking Redis instead", sale_id)
             self._flags.pop(sale_id, None)
@@ -72,7 +78,9 @@ class SoldOutFlags:
         sale_ids = list(self._flags)
         if not sale_ids:
             return
-        stocks = await self._redis.mget([self._keys.sale(s).stock for s in sale_ids])
+        # One read per sale (few are sold out at once): on Redis Cluster sales are in
+        # different slots, where MGET is refused.
+        stocks = [await self._shards.remaining(s) for s in sale_ids]
         for sale_id, stock in zip(sale_ids, stocks, strict=True):
             if stock is None or int(stock) > 0:
                 self._flags.pop(sale_id, None)

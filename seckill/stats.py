@@ -14,6 +14,7 @@ from mall.background import StoppableLoop
 from mall.keys import Keys
 from mall.metrics import PG_POOL_CONNECTIONS
 from seckill import metrics
+from seckill.shards import ShardedStock
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,13 @@ SOLD = "SELECT id, sold FROM flash_sales WHERE id = ANY($1::bigint[])"
 
 
 class SaleStats(StoppableLoop):
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, interval_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, keys: Keys, interval_s: float,
+                 shards: ShardedStock | None = None) -> None:
         super().__init__()
         self._pool = pool
         self._redis = redis
         self._keys = keys
+        self._shards = shards or ShardedStock(redis, keys)
         self.interval_s = interval_s
 
     async def step(self) -> None:
@@ -37,11 +40,12 @@ class SaleStats(StoppableLoop):
                                                  - self._pool.get_idle_size())
         PG_POOL_CONNECTIONS.labels("idle").set(self._pool.get_idle_size())
         members = await self._redis.smembers(self._keys.outbox_registry)
-        sale_ids = []
+        found: set[int] = set()
         for member in members:
             key = member.decode() if isinstance(member, bytes) else member
             with contextlib.suppress(ValueError):
-                sale_ids.append(self._keys.sale_from_outbox(key))
+                found.add(self._keys.sale_from_outbox(key))
+        sale_ids = sorted(found)
         if not sale_ids:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -57,6 +61,8 @@ class SaleStats(StoppableLoop):
                 continue
             if int(ends_at_ms) < now_ms - RECENT_S * 1000:
                 continue
+            if await self._shards.count(sale_id) > 1:
+                remaining = await self._shards.remaining(sale_id) or 0
             live[sale_id] = (int(stock), int(remaining))
         sold = dict(await self._pool.fetch(SOLD, list(live))) if live else {}
         for sale_id, (stock, remaining) in live.items():

@@ -15,10 +15,23 @@ MASTERS = 3
 READY_TIMEOUT_S = 30.0
 
 
-def _free_port() -> int:
+def _port_free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too: at most 55535."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port <= 55535 and _port_free(port + 10000):
+            return port
 
 
 def _binary(name: str) -> str:

@@ -9,10 +9,8 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 
 import orjson
-import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -21,7 +19,7 @@ from coupons.keys import CouponKeys
 from mall.keys import RELAY_GROUP, Keys, make_order_id
 from mall.lua import Script
 from seckill.admission import LimitKeys
-from tests.cluster.local_cluster import local_cluster
+from tests.cluster.conftest import IN_FLIGHT
 from tests.stack import unique_namespace
 
 ACCEPTED, REPLAY, SOLD_OUT, LIMIT_REACHED = 0, 1, 2, 3
@@ -31,21 +29,6 @@ STOCK = 120
 LIMIT = 2
 USERS = 300
 CLICKS_PER_USER = 3
-IN_FLIGHT = 96  # calls at once (the cluster client refuses rather than queues beyond its pool)
-
-
-@pytest.fixture(scope="module")
-def cluster_ports() -> Iterator[list[int]]:
-    with local_cluster() as ports:
-        yield ports
-
-
-@pytest.fixture
-async def cluster(cluster_ports: list[int]) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0], max_connections=IN_FLIGHT)
-    await client.initialize()
-    yield client
-    await client.aclose()
 
 
 def slots(keys: list[str]) -> set[int]:

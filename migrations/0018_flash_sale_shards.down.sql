@@ -1,0 +1,1 @@
+ALTER TABLE flash_sales DROP COLUMN shards;

@@ -1,0 +1,139 @@
+// Orders: the list, one order with its status history, payment through the sandbox provider,
+// cancel, confirm receipt and an after-sales request.
+
+function when(ctx, iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(ctx.i18n.lang === "zh" ? "zh-CN" : "en");
+}
+
+// One click: opens a sandbox payment (same key on retry) and pays it through the sandbox.
+export function payButton(ctx, order, after) {
+  const { h, t, api, newKey, busy } = ctx;
+  const key = newKey();
+  const button = h("button", { type: "button", "data-test": "pay" }, t("pay.sandbox", { total: ctx.money(order.total) }));
+  button.addEventListener("click", () => busy(button, async () => {
+    const payment = await api("POST", `/orders/${encodeURIComponent(order.order_id)}/payments`,
+      { body: { provider: "sandbox" }, key });
+    await api("POST", `/sandbox/pay/${encodeURIComponent(payment.payment_id)}`);
+    ctx.notify("ok", t("pay.done"));
+    if (after) after();
+  }));
+  return button;
+}
+
+function itemName(ctx, it) {
+  return ctx.skuName(it.sku_id) || ctx.t("order.sku", { sku: it.sku_id });
+}
+
+function itemsText(ctx, order) {
+  return (order.items || []).map((it) => ctx.t("order.line", { sku: itemName(ctx, it), qty: it.qty, price: ctx.money(it.price) })).join(" · ");
+}
+
+export async function list(ctx, query) {
+  const { h, t, api, money } = ctx;
+  if (!ctx.requireSignIn()) return null;
+  const cursor = query.get("cursor");
+  const page = await api("GET", `/orders?limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  const rows = (page.items || []).map((o) => h("a", { class: "card order-row", href: `#/order/${o.order_id}`, "data-order": o.order_id },
+    h("div", { class: "row-head" },
+      h("strong", {}, o.sale_id ? t("order.flash") : t("order.regular")),
+      h("span", { class: `badge st-${o.status}`, "data-test": "order-status" }, t(`status.${o.status}`))),
+    h("div", { class: "muted small" }, o.order_id),
+    h("div", { class: "small" }, itemsText(ctx, o)),
+    h("div", {}, t("order.total"), " ", h("span", { class: "price" }, money(o.total)), " · ",
+      h("span", { class: "muted" }, when(ctx, o.created_at)))));
+  return h("section", {},
+    h("h1", {}, t("orders.title")),
+    h("p", { class: "muted small" }, t("orders.persistedNote")),
+    rows.length ? h("div", { class: "list" }, rows) : h("p", { class: "card muted" }, t("orders.none")),
+    h("div", { class: "pager" },
+      cursor ? h("a", { class: "button secondary", href: "#/orders" }, t("page.first")) : null,
+      page.next_cursor ? h("a", { class: "button secondary", href: `#/orders?cursor=${encodeURIComponent(page.next_cursor)}` }, t("page.next")) : null));
+}
+
+export async function detail(ctx, orderId) {
+  const { h, t, api, money, busy } = ctx;
+  if (!ctx.requireSignIn()) return null;
+  const id = encodeURIComponent(orderId);
+  let order = await api("GET", `/orders/${id}`);
+  if (order.status === "queued") {
+    // Follow a queued order until the writer has persisted it.
+    ctx.every(700, async () => {
+      try {
+        const next = await api("GET", `/orders/${id}`);
+        if (next.status !== "queued") ctx.rerender();
+      } catch { /* keep waiting */ }
+    });
+  }
+  let history = { items: [] };
+  if (order.status !== "queued") {
+    try { history = await api("GET", `/orders/${id}/history`); } catch { /* shown empty */ }
+  }
+  const reload = () => ctx.rerender();
+  const actions = h("div", { class: "actions" });
+  if (order.status === "pending_payment") actions.append(payButton(ctx, order, reload));
+  if (order.status === "pending_payment" || order.status === "paid") {
+    const cancel = h("button", { type: "button", class: "secondary", "data-test": "cancel" }, t("order.cancel"));
+    cancel.addEventListener("click", () => {
+      if (!window.confirm(t("order.cancelConfirm"))) return;
+      busy(cancel, async () => { await api("POST", `/orders/${id}/cancel`); reload(); }, { ok: t("order.cancelled") });
+    });
+    actions.append(cancel);
+  }
+  if (order.status === "shipped" || order.status === "delivered") {
+    const confirm = h("button", { type: "button", "data-test": "confirm" }, t("order.confirm"));
+    confirm.addEventListener("click", () => busy(confirm, async () => {
+      await api("POST", `/orders/${id}/confirm-receipt`); reload();
+    }, { ok: t("order.confirmed") }));
+    actions.append(confirm);
+  }
+  let afterSales = null;
+  if (order.status === "delivered" || order.status === "completed") {
+    const form = h("form", { class: "card", "data-test": "after-sales" },
+      h("h2", {}, t("as.title")),
+      h("label", {}, t("as.type"), h("select", { name: "type" },
+        ["refund", "return", "exchange"].map((v) => h("option", { value: v }, t(`as.${v}`))))),
+      h("label", {}, t("as.reason"), h("textarea", { name: "reason", required: true, maxlength: 500, rows: 3 })),
+      h("button", { type: "submit" }, t("as.submit")));
+    const key = ctx.newKey();
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const btn = form.querySelector("button");
+      busy(btn, async () => {
+        await api("POST", `/orders/${id}/after-sales`, { body: { type: form.type.value, reason: form.reason.value.trim() }, key });
+        form.replaceChildren(h("div", { class: "notice ok", role: "status" }, t("as.sent")));
+      });
+    });
+    afterSales = form;
+  }
+  const addr = order.address;
+  const ship = order.shipment;
+  return h("section", { "data-order": order.order_id },
+    h("h1", {}, t("order.title")),
+    h("div", { class: "card" },
+      h("div", { class: "row-head" },
+        h("span", { class: "muted small" }, order.order_id),
+        h("span", { class: `badge st-${order.status}`, "data-test": "order-status" }, t(`status.${order.status}`))),
+      order.status === "queued" ? h("p", { class: "notice info", role: "status" }, t("order.queuedNote")) : null,
+      h("table", {}, h("tbody", {},
+        (order.items || []).map((it) => h("tr", {},
+          h("td", {}, itemName(ctx, it)), h("td", {}, `× ${it.qty}`), h("td", {}, money(it.price)))))),
+      h("dl", { class: "totals" },
+        h("dt", {}, t("co.shipping")), h("dd", {}, money(order.shipping_fee)),
+        h("dt", {}, t("co.discount")), h("dd", {}, `-${money(order.discount)}`),
+        h("dt", {}, t("co.points")), h("dd", {}, String(order.points_used || 0)),
+        h("dt", {}, t("order.total")), h("dd", { class: "price", "data-test": "order-total" }, money(order.total))),
+      addr ? h("p", { class: "small" }, t("order.shipTo"), " ", `${addr.recipient} ${addr.phone} ${addr.province}${addr.city}${addr.district || ""} ${addr.line}`) : null,
+      ship ? h("p", { class: "small" }, t("order.shipment", { carrier: ship.carrier || "", no: ship.tracking_number || "" })) : null,
+      actions),
+    h("div", { class: "card" },
+      h("h2", {}, t("order.history")),
+      history.items?.length ? h("ol", { class: "timeline", "data-test": "history" },
+        history.items.map((s) => h("li", {},
+          h("strong", {}, t(`status.${s.to_status}`)), " ",
+          h("span", { class: "muted small" }, when(ctx, s.at)), " ",
+          h("span", { class: "small" }, t(`reason.${s.reason}`) === `reason.${s.reason}` ? s.reason : t(`reason.${s.reason}`)))))
+        : h("p", { class: "muted" }, t("order.noHistory"))),
+    afterSales,
+    h("a", { href: "#/orders" }, t("orders.back")));
+}
