@@ -18,7 +18,7 @@ TESTS ?= tests
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install install-bench services services-status services-down migrate \
-	test test-tools soak faults demo bench bench-faults bench-shards locust recs-eval lint clean
+	test test-tools soak faults demo shop bench bench-faults bench-shards locust recs-eval lint clean
 
 help:
 	@echo "flashmall: make TARGET"
@@ -30,6 +30,7 @@ help:
 	@echo "  test             run the tests, soak tests excluded"
 	@echo "  soak             run the soak tests only"
 	@echo "  demo             run the mall here and send it a burst of orders (DEMO_ARGS=...)"
+	@echo "  shop             the demo, then serve the storefront and back office until Ctrl-C"
 	@echo "  bench            run the peak-throughput harness (BENCH_ARGS=...), append to bench/RESULTS.md"
 	@echo "  locust           a bounded promotion-day run in Locust (LOCUST_ARGS=...)"
 	@echo "  faults           the fault-injection scenarios only (part of test)"
@@ -109,6 +110,10 @@ soak: install services
 
 demo: install
 	@bash scripts/demo.sh
+
+# The demo, then the storefront and the back office to browse until Ctrl-C.
+shop: install
+	@DEMO_STAY=1 bash scripts/demo.sh
 
 # Peak-throughput harness (loopback only, bounded): BENCH_ARGS="--seconds 10 --workers 1,2".
 bench: install-bench services

@@ -5,7 +5,7 @@ Checkout asks `catalog_api.availability.sellable_skus` what it may sell.
 
 from aiohttp import web
 
-from catalog_api import categories, changes, detail, products, search, skus
+from catalog_api import categories, changes, detail, products, search, skus, staff
 from catalog_api.http import CATALOG_KEYS
 from catalog_api.keys import CatalogKeys
 from mall.resources import SETTINGS
@@ -17,6 +17,7 @@ def setup(app: web.Application) -> None:
     categories.setup_routes(app)
     products.setup_routes(app)
     skus.setup_routes(app)
+    staff.setup_routes(app)
     app.router.add_get("/api/v1/admin/products/{product_id}/changes", changes.get_changes)
     search.setup_routes(app)
     detail.setup_routes(app)

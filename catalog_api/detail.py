@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,8 @@ SELECT id, name, description, category_id, tags, image_urls, published, min_pric
 FROM products WHERE id = $1
 """
 SELECT_SKUS = """
-SELECT id, price, member_price, stock - sold AS available, attributes::text AS attributes
+SELECT id, price, member_price, stock, sold, stock - sold AS available,
+       attributes::text AS attributes
 FROM skus WHERE product_id = $1 ORDER BY id
 """
 CATEGORY_PATH = """
@@ -53,36 +55,60 @@ SELECT id, name FROM up ORDER BY depth DESC
 PRICE_CHANGE_MARGIN_S = 0.25
 
 
-async def load_detail(pool: asyncpg.Pool, product_id: int
-                      ) -> tuple[cache.CachedDetail | None, datetime | None]:
-    """The detail, and the next instant a price list of the product starts or ends."""
+@dataclass(frozen=True, slots=True)
+class ProductRows:
+    """What a product's detail is built from, read in one snapshot."""
+
+    product: asyncpg.Record
+    skus: list[asyncpg.Record]
+    path: list[dict[str, Any]]
+    promotions: dict[int, Promotion]
+    next_price_change: datetime | None
+
+
+async def read_product(pool: asyncpg.Pool, product_id: int) -> ProductRows | None:
+    """The product, its SKUs (with stock and sold), category path and price lists in effect."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                          readonly=True):
         product = await conn.fetchrow(SELECT_PRODUCT, product_id)
         if product is None:
-            return None, None
+            return None
         skus = await conn.fetch(SELECT_SKUS, product_id)
         promotions, next_price_change = await product_promotions(conn, product_id)
         path = []
         if product["category_id"] is not None:
             path = [{"id": r["id"], "name": r["name"]}
                     for r in await conn.fetch(CATEGORY_PATH, product["category_id"])]
-    body = orjson.dumps(_view(product, skus, path, promotions))
-    return (cache.CachedDetail(body, cache.etag_of(body), product["published"]),
-            next_price_change)
+    return ProductRows(product, list(skus), path, promotions, next_price_change)
 
 
-def _sku_view(sku: asyncpg.Record, promotion: Promotion | None) -> dict[str, Any]:
+async def load_detail(pool: asyncpg.Pool, product_id: int
+                      ) -> tuple[cache.CachedDetail | None, datetime | None]:
+    """The detail, and the next instant a price list of the product starts or ends."""
+    rows = await read_product(pool, product_id)
+    if rows is None:
+        return None, None
+    body = orjson.dumps(detail_view(rows))
+    return (cache.CachedDetail(body, cache.etag_of(body), rows.product["published"]),
+            rows.next_price_change)
+
+
+def _sku_view(sku: asyncpg.Record, promotion: Promotion | None,
+              staff: bool) -> dict[str, Any]:
     shown = promotion if promotion is not None and promotion.price < sku["price"] else None
-    return {"id": sku["id"], "price": sku["price"], "member_price": sku["member_price"],
+    view = {"id": sku["id"], "price": sku["price"], "member_price": sku["member_price"],
             "promotion": None if shown is None else {
                 "price": shown.price, "ends_at": shown.ends_at.isoformat(),
                 "price_list_id": shown.price_list_id},
             "available": sku["available"], "attributes": orjson.loads(sku["attributes"])}
+    if staff:  # never in the cached public body
+        view["stock"], view["sold"] = sku["stock"], sku["sold"]
+    return view
 
 
-def _view(product: asyncpg.Record, skus: list[asyncpg.Record],
-          path: list[dict[str, Any]], promotions: dict[int, Promotion]) -> dict[str, Any]:
+def detail_view(rows: ProductRows, staff: bool = False) -> dict[str, Any]:
+    """The public detail; `staff=True` adds each SKU's stock and sold (staff routes only)."""
+    product, path, promotions = rows.product, rows.path, rows.promotions
     return {
         "id": product["id"], "name": product["name"], "description": product["description"],
         "category": ({"id": product["category_id"], "path": path}
@@ -90,7 +116,7 @@ def _view(product: asyncpg.Record, skus: list[asyncpg.Record],
         "tags": list(product["tags"]), "image_urls": list(product["image_urls"]),
         "published": product["published"], "price_from": product["min_price"],
         "currency": "CNY",
-        "skus": [_sku_view(s, promotions.get(s["id"])) for s in skus],
+        "skus": [_sku_view(s, promotions.get(s["id"]), staff) for s in rows.skus],
         "created_at": product["created_at"].isoformat(),
         "updated_at": product["updated_at"].isoformat(),
     }

@@ -19,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from catalog_api.availability import sellable_skus
+from checkout.address import AddressNotFound, InlineAddress, choose_address
 from checkout.cart import MAX_LINE_QTY, CartService
 from checkout.coupons import PricedLine
 from checkout.delivery import Delivery, delivery_fee
@@ -33,22 +34,11 @@ from mall.ports import AddressBook
 MAX_LINES = 50
 MAX_COUPONS = 5
 MAX_POINTS = 10**9
-Short = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
 
 
 class CheckoutLine(msgspec.Struct, forbid_unknown_fields=True):
     sku_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
     qty: Annotated[int, msgspec.Meta(ge=1, le=MAX_LINE_QTY)]
-
-
-class InlineAddress(msgspec.Struct, forbid_unknown_fields=True):
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
-    phone: Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9 -]{5,20}$")]
-    province: Short
-    city: Short
-    line: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    district: Annotated[str, msgspec.Meta(max_length=60)] = ""
-    postal_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z -]{0,12}$")] = ""
 
 
 Lines = Annotated[list[CheckoutLine], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
@@ -163,18 +153,13 @@ class CheckoutService:
         return lines
 
     async def _address(self, user_id: str, req: CheckoutRequest) -> dict[str, Any] | None:
-        if req.address_id is not None and req.address is not None:
-            raise invalid("give either address_id or address, not both")
-        if req.address is not None:
-            return msgspec.to_builtins(req.address)  # type: ignore[no-any-return]
-        if req.address_id is not None:
-            found = await self._addresses.get(user_id, req.address_id) if self._addresses else None
-            if found is None:
-                raise ApiError(404, "not_found", "address not found")
-            return found
-        if req.delivery != "pickup":
+        try:
+            found = await choose_address(self._addresses, user_id, req.address_id, req.address)
+        except AddressNotFound:
+            raise ApiError(404, "not_found", "address not found") from None
+        if found is None and req.delivery != "pickup":
             raise invalid("a shipping address is needed unless delivery is pickup")
-        return None
+        return found
 
     async def _price(self, lines: dict[int, int], member: bool
                      ) -> tuple[list[PricedLine], dict[int, int]]:

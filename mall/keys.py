@@ -165,7 +165,7 @@ def parse_sale_order_id(order_id: str) -> tuple[int, int] | None:
         return None
     sale_text, dot, shard_text = prefix.removeprefix(ORDER_ID_PREFIX).partition(".")
     sale_id = _small_int(sale_text, 18)
-    shard = _small_int(shard_text, 2) if dot else 0
+    shard = _small_int(shard_text, 3) if dot else 0
     if sale_id is None or shard is None or (dot and (shard == 0 or shard_text[0] == "0")):
         return None
     try:

@@ -45,11 +45,6 @@ async def get_backoffice(request: web.Request) -> web.FileResponse:
     return _page("admin/index.html")
 
 
-@api_doc(summary="Redirect to /backoffice/", tag="pages", responses={302: "to /backoffice/"})
-async def get_backoffice_bare(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/backoffice/")
-
-
 async def _asset_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith(ASSETS + "/"):
         response.headers.update(SECURITY_HEADERS)
@@ -59,6 +54,6 @@ async def _asset_headers(request: web.Request, response: web.StreamResponse) -> 
 def setup(app: web.Application) -> None:
     app.router.add_get("/", get_storefront)
     app.router.add_get("/backoffice/", get_backoffice)
-    app.router.add_get("/backoffice", get_backoffice_bare)
+    app.router.add_get("/backoffice", get_backoffice)  # the page uses absolute asset paths
     app.router.add_static(ASSETS, WEB_ROOT, follow_symlinks=False)
     app.on_response_prepare.append(_asset_headers)

@@ -71,6 +71,20 @@ SELECT {COLUMNS} FROM after_sales_requests
 WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3
 """
+# The buyer's own requests. Reached through orders_user_newest and after_sales_of_order (no
+# index on after_sales_requests.user_id); the user_id test keeps only the buyer's own.
+REQUESTS_OF_ORDER = f"""
+SELECT {COLUMNS} FROM after_sales_requests WHERE order_id = $1 AND user_id = $2 ORDER BY id DESC
+"""
+REQUESTS_OF_USER = f"""
+SELECT {COLUMNS} FROM after_sales_requests
+WHERE order_id IN (SELECT order_id FROM orders WHERE user_id = $1) AND user_id = $1
+  AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3
+"""
+# What the buyer sees of a request: not which staff member decided it.
+CUSTOMER_FIELDS = ("id", "order_id", "type", "reason", "photo_urls", "status", "note",
+                   "decided_at", "created_at")
 
 
 def view(row: asyncpg.Record) -> dict[str, Any]:
@@ -139,3 +153,18 @@ async def decide(conn: asyncpg.Connection, request_id: int, staff_id: str, appro
 async def list_requests(pool: asyncpg.Pool, status: str | None, before_id: int | None,
                         limit: int) -> list[asyncpg.Record]:
     return list(await pool.fetch(LIST_REQUESTS, status, before_id, limit))
+
+
+def customer_view(row: asyncpg.Record) -> dict[str, Any]:
+    full = view(row)
+    return {name: full[name] for name in CUSTOMER_FIELDS}
+
+
+async def requests_of_order(conn: asyncpg.Connection | asyncpg.Pool, order_id: str,
+                            user_id: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REQUESTS_OF_ORDER, order_id, user_id))
+
+
+async def requests_of_user(pool: asyncpg.Pool, user_id: str, before_id: int | None,
+                           limit: int) -> list[asyncpg.Record]:
+    return list(await pool.fetch(REQUESTS_OF_USER, user_id, before_id, limit))

@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
-from mall.errors import decode_body, json_response, not_found
+from mall.crypto import data_cipher
+from mall.errors import ApiError, decode_body, json_response, not_found
 from mall.idempotency import idempotent
 from mall.openapi import api_doc
-from mall.params import path_key
-from mall.resources import PG, VERIFIER
-from order_writer import aftersales, history
+from mall.params import path_key, query_id_cursor, query_limit
+from mall.ports import ADDRESS_BOOK
+from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from order_writer import address, aftersales, history
 from order_writer.lifecycle import (
     MAX_ORDER_ID,
     REFUNDER,
@@ -27,6 +30,10 @@ from order_writer.lifecycle import (
 )
 
 CUSTOMER_ROLES = ("customer", "member", "staff", "admin")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+AFTER_SALES_VIEW = ("{id, order_id, type, reason, photo_urls, status, note (the staff's),"
+                    " decided_at, created_at}")
 OWNER_OF_ORDER = "SELECT user_id FROM orders WHERE order_id = $1"
 ORDER_STATE = "SELECT status FROM orders WHERE order_id = $1"
 
@@ -120,8 +127,86 @@ async def post_after_sales(request: web.Request) -> web.Response:
     return await idempotent(request, f"after-sales:{order_id}", principal.user_id, raw, run)
 
 
+async def _queued_for(app: web.Application, order_id: str, user_id: str) -> bool:
+    """Whether the order is the user's and still queued (accepted, not yet persisted)."""
+    view_key = app[KEYS].order_view_of(order_id)
+    raw = await app[REDIS].get(view_key) if view_key is not None else None
+    return raw is not None and orjson.loads(raw).get("user_id") == user_id
+
+
+@api_doc(
+    summary="Set or change the shipping address of one's order before it ships", tag="orders",
+    request=address.OrderAddressBody, roles=CUSTOMER_ROLES,
+    responses={200: "{order_id, status, address: {recipient, phone, province, city, district,"
+                    " line, postal_code}}"},
+    errors={401: "unauthorized", 404: "not_found",
+            409: "address_not_changeable (shipped, or no longer pending_payment or paid),"
+                 " order_not_persisted (still queued: retry shortly)",
+            422: "invalid_request (neither or both of address_id and address, an address_id"
+                 " that is not the caller's, a malformed address)"},
+)
+async def put_address(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    order_id = path_key(request, "order_id", "order")
+    body = decode_body(await request.read(), address.OrderAddressBody)
+    chosen = await address.choose(app.get(ADDRESS_BOOK), principal.user_id, body)
+    try:
+        async with app[PG].acquire() as conn, conn.transaction():
+            status = await address.set_address(conn, data_cipher(app[SETTINGS]), order_id,
+                                               principal.user_id, chosen, body.address_id)
+    except ApiError as err:
+        if err.status == 404 and await _queued_for(app, order_id, principal.user_id):
+            raise ApiError(409, "order_not_persisted",
+                           "the order is still being recorded; try again in a moment") from None
+        raise
+    return json_response({"order_id": order_id, "status": status, "address": chosen})
+
+
+@api_doc(
+    summary="The caller's after-sales requests on one of their orders, newest first",
+    tag="orders", roles=CUSTOMER_ROLES,
+    responses={200: f"{{order_id, items: [{AFTER_SALES_VIEW}]}}"},
+    errors={401: "unauthorized", 404: "not_found"},
+)
+async def get_order_after_sales(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    order_id = path_key(request, "order_id", "order")
+    if len(order_id) > MAX_ORDER_ID:
+        raise not_found("order")
+    async with app[PG].acquire() as conn:
+        if await conn.fetchval(OWNER_OF_ORDER, order_id) != principal.user_id:
+            raise not_found("order")
+        rows = await aftersales.requests_of_order(conn, order_id, principal.user_id)
+    return json_response({"order_id": order_id,
+                          "items": [aftersales.customer_view(r) for r in rows]})
+
+
+@api_doc(
+    summary="The caller's after-sales requests on all their orders, newest first", tag="orders",
+    roles=CUSTOMER_ROLES,
+    query={"limit": "1-100, default 20", "cursor": "next_cursor of the previous page"},
+    responses={200: f"{{items: [{AFTER_SALES_VIEW}], next_cursor}}"},
+    errors={401: "unauthorized", 422: "invalid_request"},
+)
+async def get_my_after_sales(request: web.Request) -> web.Response:
+    app = request.app
+    principal = app[VERIFIER].from_request(request)
+    limit = query_limit(request.query.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
+    cursor = query_id_cursor(request.query.get("cursor"))
+    rows = await aftersales.requests_of_user(app[PG], principal.user_id, cursor, limit + 1)
+    page = rows[:limit]
+    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    return json_response({"items": [aftersales.customer_view(r) for r in page],
+                          "next_cursor": next_cursor})
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/orders/{order_id}/cancel", post_cancel)
     app.router.add_post("/api/v1/orders/{order_id}/confirm-receipt", post_confirm_receipt)
     app.router.add_get("/api/v1/orders/{order_id}/history", get_history)
     app.router.add_post("/api/v1/orders/{order_id}/after-sales", post_after_sales)
+    app.router.add_get("/api/v1/orders/{order_id}/after-sales", get_order_after_sales)
+    app.router.add_put("/api/v1/orders/{order_id}/address", put_address)
+    app.router.add_get("/api/v1/me/after-sales", get_my_after_sales)

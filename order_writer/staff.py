@@ -12,12 +12,13 @@ from aiohttp import web
 
 from mall.auth import Principal, require_staff
 from mall.csv_export import stream_query
-from mall.errors import decode_body, invalid, json_response
+from mall.errors import ApiError, decode_body, invalid, json_response
 from mall.openapi import api_doc
 from mall.params import path_id, path_key, query_limit, query_timestamp
 from mall.resources import PG, VERIFIER
 from order_writer import aftersales
-from order_writer.lifecycle import REFUNDER, STATUSES, settle, transition
+from order_writer.lifecycle import REFUNDER, STATUSES, lock_order, settle, transition
+from order_writer.lines import lines_of_orders
 from order_writer.views import decode_cursor, encode_cursor
 
 STAFF_ROLES = ("staff", "admin")
@@ -41,10 +42,15 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::timestamptz IS NULL OR (created_at, order_id) < ($6, $7))
 """
-SEARCH_ORDERS = (f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders {ORDER_FILTER}"
+SEARCH_ORDERS = (f"SELECT {', '.join(ORDER_COLUMNS)}, address IS NOT NULL AS has_address"
+                 f" FROM orders {ORDER_FILTER}"
                  " ORDER BY created_at DESC, order_id DESC LIMIT $8")
 SET_SHIPMENT = "UPDATE orders SET carrier = $2, tracking_number = $3 WHERE order_id = $1"
 SHIPMENT_OF = "SELECT status, carrier, tracking_number, shipped_at FROM orders WHERE order_id = $1"
+# Pickup orders are handed over, not sent: only they may leave without an address.
+ADDRESS_MISSING = """
+SELECT address IS NULL AND delivery IS DISTINCT FROM 'pickup' FROM orders WHERE order_id = $1
+"""
 
 
 class ShipBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,7 +76,8 @@ def _iso(value: datetime | None) -> str | None:
 @api_doc(
     summary="Ship a paid order", tag="admin", request=ShipBody, roles=STAFF_ROLES,
     responses={200: "{order_id, status: shipped, carrier, tracking_number, shipped_at}"},
-    errors={**STAFF_ERRORS, 404: "not_found", 409: "illegal_transition",
+    errors={**STAFF_ERRORS, 404: "not_found",
+            409: "illegal_transition, address_missing (the buyer has not given one)",
             422: "invalid_request"},
 )
 async def post_ship(request: web.Request) -> web.Response:
@@ -79,6 +86,7 @@ async def post_ship(request: web.Request) -> web.Response:
     body = decode_body(await request.read(), ShipBody)
     body.check()
     async with request.app[PG].acquire() as conn, conn.transaction():
+        await _check_address(conn, order_id)
         await transition(conn, order_id, "shipped", staff.user_id, "shipped",
                          {"carrier": body.carrier, "tracking_number": body.tracking_number})
         await conn.execute(SET_SHIPMENT, order_id, body.carrier, body.tracking_number)
@@ -86,6 +94,15 @@ async def post_ship(request: web.Request) -> web.Response:
     return json_response({"order_id": order_id, "status": row["status"], "carrier": row["carrier"],
                           "tracking_number": row["tracking_number"],
                           "shipped_at": _iso(row["shipped_at"])})
+
+
+async def _check_address(conn: asyncpg.Connection, order_id: str) -> None:
+    """409 address_missing for a paid order to be sent without an address. Under the order's
+    row lock, as the buyer's address change is, so the two cannot interleave."""
+    order = await lock_order(conn, order_id)
+    if order["status"] == "paid" and await conn.fetchval(ADDRESS_MISSING, order_id):
+        raise ApiError(409, "address_missing", "the order has no shipping address yet",
+                       details={"order_id": order_id})
 
 
 @api_doc(
@@ -133,15 +150,20 @@ def parse_limit(raw: str | None) -> int:
     return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
-def _order_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {name: (_iso(row[name]) if isinstance(row[name], datetime) else row[name])
+def _order_view(row: asyncpg.Record, lines: dict[str, list[dict[str, Any]]]
+                ) -> dict[str, Any]:
+    view = {name: (_iso(row[name]) if isinstance(row[name], datetime) else row[name])
             for name in ORDER_COLUMNS}
+    return {**view, "has_address": row["has_address"], "items": lines.get(row["order_id"], [])}
 
 
 @api_doc(
     summary="Search orders, newest first (keyset pagination)", tag="admin", roles=STAFF_ROLES,
     query={**FILTER_DOCS, "limit": "1-100, default 20", "cursor": "next_cursor of the last page"},
-    responses={200: "{items: [order], next_cursor}"},
+    responses={200: "{items: [{order_id, user_id (the buyer), sale_id, status, total, currency,"
+                    " created_at, paid_at, shipped_at, delivered_at, closed_at, carrier,"
+                    " tracking_number, has_address, items: [{sku_id, qty, price, product_id,"
+                    " product_name, attributes}]}], next_cursor}"},
     errors={**STAFF_ERRORS, 422: "invalid_request"},
 )
 async def get_orders(request: web.Request) -> web.Response:
@@ -156,7 +178,9 @@ async def get_orders(request: web.Request) -> web.Response:
     page = rows[:limit]
     next_cursor = (encode_cursor(page[-1]["created_at"], page[-1]["order_id"])
                    if len(rows) > limit else None)
-    return json_response({"items": [_order_view(r) for r in page], "next_cursor": next_cursor})
+    lines = await lines_of_orders(request.app[PG], [r["order_id"] for r in page])
+    return json_response({"items": [_order_view(r, lines) for r in page],
+                          "next_cursor": next_cursor})
 
 
 @api_doc(

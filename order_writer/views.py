@@ -21,24 +21,27 @@ from mall.errors import invalid, json_response, not_found
 from mall.openapi import api_doc
 from mall.params import path_key
 from mall.resources import KEYS, PG, REDIS, SETTINGS, VERIFIER
+from order_writer.lines import LINE_JOINS, LINE_JSON, name_lines
 
-SELECT_ORDER = """
+SELECT_ORDER = f"""
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
        o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
        o.shipping_fee, o.discount, o.coupon_ids, o.points_used, o.address,
-       coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
-                ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
+       coalesce(json_agg({LINE_JSON} ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL),
+                '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
+{LINE_JOINS}
 WHERE o.order_id = $1
 GROUP BY o.order_id
 """
-LIST_ORDERS = """
+LIST_ORDERS = f"""
 SELECT o.order_id, o.user_id, o.sale_id, o.status, o.total, o.currency, o.created_at,
        o.paid_at, o.carrier, o.tracking_number, o.shipped_at, o.delivered_at,
        o.shipping_fee, o.discount, o.coupon_ids, o.points_used,
-       coalesce(json_agg(json_build_object('sku_id', i.sku_id, 'qty', i.qty, 'price', i.price)
-                ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL), '[]') AS items
+       coalesce(json_agg({LINE_JSON} ORDER BY i.sku_id) FILTER (WHERE i.order_id IS NOT NULL),
+                '[]') AS items
 FROM orders o LEFT JOIN order_items i USING (order_id)
+{LINE_JOINS}
 WHERE o.user_id = $1 AND ($2::timestamptz IS NULL OR (o.created_at, o.order_id) < ($2, $3))
 GROUP BY o.order_id
 ORDER BY o.created_at DESC, o.order_id DESC
@@ -56,6 +59,7 @@ class Cursor(msgspec.Struct, array_like=True):
 def _row_view(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "order_id": row["order_id"],
+        "user_id": row["user_id"],
         "status": row["status"],
         "sale_id": row["sale_id"],
         "items": orjson.loads(row["items"]),
@@ -82,6 +86,7 @@ def _queued_view(order: dict[str, Any]) -> dict[str, Any]:
     created = datetime.fromtimestamp(order["accepted_at_ms"] / 1000, tz=UTC)
     return {
         "order_id": order["order_id"],
+        "user_id": order["user_id"],
         "status": "queued",
         "sale_id": order["sale_id"],
         "items": order.get("items")
@@ -115,7 +120,8 @@ def _may_read(principal: Principal, owner: str) -> bool:
 @api_doc(
     summary="One order, for its owner or staff", tag="orders",
     roles=("customer", "member", "staff", "admin"),
-    responses={200: "{order_id, status, sale_id, items, total, shipping_fee, discount, "
+    responses={200: "{order_id, user_id, status, sale_id, items: [{sku_id, qty, price, "
+                    "product_id, product_name, attributes}], total, shipping_fee, discount, "
                     "coupon_ids, points_used, currency, created_at, paid_at,"
                     " shipment: {carrier, tracking_number, shipped_at, delivered_at} | null,"
                     " address: {recipient, phone, province, city, district, line, postal_code}"
@@ -143,8 +149,9 @@ async def get_order(request: web.Request) -> web.Response:
                 row = await app[PG].fetchrow(SELECT_ORDER, order_id)
                 if row is not None:
                     return json_response(_with_address(request, _row_view(row), row["address"]))
-                return json_response(_with_address(request, _queued_view(order),
-                                                   order.get("address")))
+                view = _queued_view(order)
+                view["items"] = await name_lines(app[PG], view["items"])
+                return json_response(_with_address(request, view, order.get("address")))
     raise not_found("order")
 
 

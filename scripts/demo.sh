@@ -7,6 +7,9 @@
 #
 #   scripts/demo.sh [BURST_ARGS...]        (or: make demo DEMO_ARGS="...")
 #
+# With DEMO_STAY=1 (make shop) it then adds demo accounts and sales, prints the storefront and
+# back-office addresses, and keeps serving until Ctrl-C.
+#
 # Environment: MALL_DEMO_PORT (8080; another free port is taken when 8080 is busy),
 # DEMO_ARGS (extra arguments for bench.burst), and the mall's own MALL_* settings
 # (MALL_NAMESPACE defaults to demo, MALL_DATABASE_URL to the mall_demo database).
@@ -195,7 +198,18 @@ burst_rc=0
 if [[ $burst_rc -ne 0 ]]; then
     echo "demo: error: the burst failed (exit $burst_rc)" >&2
     SHOW_LOGS=1
-else
-    say "done"
+    exit "$burst_rc"
 fi
-exit "$burst_rc"
+
+# --- the pages (make shop) -----------------------------------------------------------------
+
+if [[ ${DEMO_STAY:-0} == 1 ]]; then
+    "$VENV/bin/python" -m bench.demo_shop --url "$URL"
+    trap 'exit 0' INT TERM  # Ctrl-C is how a browsing session ends
+    say "serving until Ctrl-C"
+    while kill -0 "$SERVE_PID" 2>/dev/null && kill -0 "$WRITER_PID" 2>/dev/null; do
+        sleep 1
+    done
+    die "mall serve or mall writer exited"
+fi
+say "done (to browse the storefront and the back office: make shop)"

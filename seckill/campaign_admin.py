@@ -79,7 +79,7 @@ def sale_ended() -> ApiError:
 STATE_EXPR = """CASE WHEN f.closed_at IS NOT NULL OR f.ends_at <= now() THEN 'ended'
      WHEN f.starts_at > now() THEN 'scheduled' ELSE 'running' END"""
 SALE_COLUMNS = f"""
-f.id, f.sku_id, p.name AS product_name, f.price, f.stock, f.sold, f.returned_to_sku,
+f.id, f.sku_id, s.product_id, p.name AS product_name, f.price, f.stock, f.sold, f.returned_to_sku,
 f.per_user_limit, f.starts_at, f.ends_at, f.closed_at, f.warmed_at, f.created_by,
 f.created_at, f.requires_token, f.shards, {STATE_EXPR} AS state"""
 LIST_SALES = f"""
@@ -163,7 +163,8 @@ def admin_view(row: asyncpg.Record) -> dict[str, Any]:
     ends_at = row["ends_at"] if row["closed_at"] is None else min(row["ends_at"],
                                                                  row["closed_at"])
     return {
-        "id": row["id"], "sku_id": row["sku_id"], "product_name": row["product_name"],
+        "id": row["id"], "sku_id": row["sku_id"], "product_id": row["product_id"],
+        "product_name": row["product_name"],
         "price": row["price"], "currency": "CNY", "stock": row["stock"], "sold": row["sold"],
         "returned_to_sku": row["returned_to_sku"], "per_user_limit": row["per_user_limit"],
         "starts_at": _iso(row["starts_at"]), "ends_at": _iso(ends_at),
@@ -222,8 +223,10 @@ class CampaignAdmin:
         for row, left in zip(page, remaining, strict=True):
             units = row["stock"] - row["sold"] if left is None else left
             items.append({
-                "id": row["id"], "sku_id": row["sku_id"], "product_name": row["product_name"],
+                "id": row["id"], "sku_id": row["sku_id"], "product_id": row["product_id"],
+                "product_name": row["product_name"],
                 "price": row["price"], "currency": "CNY", "per_user_limit": row["per_user_limit"],
+                "requires_token": row["requires_token"],
                 "starts_at": _iso(row["starts_at"]), "ends_at": _iso(row["ends_at"]),
                 "remaining": max(units, 0),
                 "state": "upcoming" if row["state"] == "scheduled"

@@ -61,6 +61,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9)
 RETURNING id
 """
 DELETE_SALE = "DELETE FROM flash_sales WHERE id = $1"
+PRODUCT_OF_SKU = """
+SELECT p.id, p.name FROM skus s JOIN products p ON p.id = s.product_id WHERE s.id = $1
+"""
+# A sale's page is polled: the product's id and name are read at most this often per SKU.
+PRODUCT_CACHE_S = 30.0
 # A closed sale ended when it was closed, if that came first; its unsold units left with it.
 SELECT_SALE = """
 SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, requires_token, shards,
@@ -94,6 +99,7 @@ class Campaigns:
         self._keys = keys
         self._shards = shards or ShardedStock(redis, keys)
         self._init = Script(redis, "init_sale")
+        self._products: dict[int, tuple[float, int | None, str | None]] = {}
         self.sku_mirror = StockMirror(redis, keys)
 
     async def create(self, sale: NewFlashSale, created_by: str) -> int:
@@ -157,7 +163,22 @@ class Campaigns:
             return None
         return to_ms(row["starts_at"]), to_ms(row["ends_at"])
 
+    async def _product_of(self, sku_id: int) -> dict[str, Any]:
+        now = time.monotonic()
+        cached = self._products.get(sku_id)
+        if cached is None or now - cached[0] > PRODUCT_CACHE_S:
+            row = await self._pool.fetchrow(PRODUCT_OF_SKU, sku_id)
+            cached = (now, row["id"], row["name"]) if row else (now, None, None)
+            self._products[sku_id] = cached
+        return {"product_id": cached[1], "product_name": cached[2]}
+
     async def view(self, sale_id: int) -> dict[str, Any]:
+        """The public view of a sale: terms and remaining stock from Redis (PostgreSQL for a
+        sale Redis does not hold), with its product's id and name."""
+        view = await self._terms(sale_id)
+        return {**view, **await self._product_of(view["sku_id"])}
+
+    async def _terms(self, sale_id: int) -> dict[str, Any]:
         meta = await self._redis.hgetall(self._keys.sale(sale_id).meta)
         stock = await self._shards.remaining(sale_id) if meta else None
         if meta:

@@ -117,8 +117,8 @@ async def post_admission_token(request: web.Request) -> web.Response:
 
 @api_doc(
     summary="A flash sale and its remaining stock", tag="flash-sales",
-    responses={200: "{id, sku_id, price, stock, remaining, per_user_limit, starts_at, ends_at,"
-                    " state}"},
+    responses={200: "{id, sku_id, product_id, product_name, price, currency, stock, remaining,"
+                    " per_user_limit, starts_at, ends_at, state, requires_token, shards}"},
     errors={404: "not_found"},
 )
 async def get_sale(request: web.Request) -> web.Response:
@@ -147,8 +147,9 @@ async def post_sale(request: web.Request) -> web.Response:
 
 
 STAFF_ERRORS = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
-ADMIN_SALE = "{id, sku_id, product_name, price, stock, sold, returned_to_sku, per_user_limit,"\
-    " starts_at, ends_at, scheduled_ends_at, closed_at, warmed_at, state, requires_token, shards}"
+ADMIN_SALE = ("{id, sku_id, product_id, product_name, price, stock, sold, returned_to_sku,"
+              " per_user_limit, starts_at, ends_at, scheduled_ends_at, closed_at, warmed_at,"
+              " state, requires_token, shards}")
 
 
 def _staff(request: web.Request) -> None:
@@ -175,8 +176,9 @@ async def list_sales(request: web.Request) -> web.Response:
     summary="Upcoming and running flash sales for the storefront, soonest first",
     tag="flash-sales",
     query={"limit": "1-100, default 20", "cursor": "next_cursor of the last page"},
-    responses={200: "{items: [{id, sku_id, product_name, price, currency, per_user_limit,"
-                    " starts_at, ends_at, remaining, state}], next_cursor}"},
+    responses={200: "{items: [{id, sku_id, product_id, product_name, price, currency,"
+                    " per_user_limit, requires_token, starts_at, ends_at, remaining, state}],"
+                    " next_cursor}"},
     errors={422: "invalid_request"},
 )
 async def list_public_sales(request: web.Request) -> web.Response:

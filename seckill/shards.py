@@ -35,7 +35,7 @@ from mall.lua import Script
 
 log = logging.getLogger(__name__)
 
-MAX_SHARDS = 16
+MAX_SHARDS = 128
 # After a borrow found every sibling empty, the same shard's next borrows answer "nothing" for
 # this long without asking Redis (a sold-out answer is a snapshot; units a cancellation brings
 # back are sold to the next asker after it).

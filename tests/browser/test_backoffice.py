@@ -117,11 +117,18 @@ async def test_staff_creates_a_product_and_a_flash_sale_then_ships_an_order(
     await expect(page.locator("tr", has_text=name).get_by_text("未开始")).to_be_visible()
     await snap(page, "backoffice-sales")
 
-    # Ship a paid order with a tracking number.
-    order_id = await paid_order(web_stack, f"buyer-{uuid.uuid4().hex[:8]}")
+    # Ship a paid order with a tracking number; the list and the order show the buyer and
+    # the product's name.
+    buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+    order_id = await paid_order(web_stack, buyer)
     await page.get_by_role("link", name="订单").click()
+    row = page.locator("tr", has=page.get_by_role("link", name=order_id))
+    await expect(row.locator("[data-test=order-buyer]")).to_have_text(buyer)
+    await expect(row.locator("[data-test=order-products]")).to_have_text("旅行箱 Suitcase × 1")
     await page.get_by_role("link", name=order_id).click()
     await expect(page.locator("[data-test=order-status]")).to_have_text("已支付")
+    await expect(page.locator("[data-test=order-buyer]")).to_have_text(buyer)
+    await expect(page.locator("[data-test=line-product]")).to_have_text(["旅行箱 Suitcase"])
     await expect(page.locator("address")).to_contain_text("王五")
     await expect(page.locator("dl.kv")).to_contain_text("¥129.00")
     await page.get_by_label("快递公司").fill("顺丰速运")

@@ -75,12 +75,34 @@ async def test_customer_journey_signup_search_flash_sale_cart_checkout_payment(
     result = page.locator("[data-test=flash-result]")
     await expect(result).to_contain_text("订单已生成")
     await shot(page, "store-flash-sale-bought")
-    await result.locator("[data-test=pay]").click()
+    # A flash-sale order has no address: the order page asks for one (saved here, then
+    # chosen) before it offers the payment.
+    await result.locator("[data-test=choose-address]").click()
+    chooser = page.locator("[data-test=order-address]")
+    await expect(chooser).to_be_visible()
+    await expect(page.locator("[data-test=pay]")).to_have_count(0)
+    address = chooser.locator("[data-test=address-form]")
+    for name, value in {"recipient": "王小明", "phone": "13800138000", "province": "浙江",
+                        "city": "杭州", "district": "西湖区", "line": "文三路 1 号"}.items():
+        await address.locator(f"input[name={name}]").fill(value)
+    await address.locator("button[type=submit]").click()
+    await _toast(page, "地址已保存")
+    await expect(chooser.locator(".addr-list input[type=radio]:checked")).to_have_count(1)
+    await chooser.locator("[data-test=set-address]").click()
+    await _toast(page, "收货地址已设置")
+    await expect(page.locator("[data-test=ship-to]")).to_contain_text("王小明")
+    await page.locator("[data-test=pay]").click()
     await expect(page.locator("[data-test=order-status]")).to_have_text("已付款")
-    await expect(page.locator("[data-test=history] li")).to_have_count(2)
+    await expect(page.locator("[data-test=history] li")).to_have_count(3)
     sale_orders = await pg_fetch(
-        web_stack, "SELECT order_id, status FROM orders WHERE sale_id = $1", sale["id"])
+        web_stack, "SELECT order_id, status, address FROM orders WHERE sale_id = $1", sale["id"])
     assert [r["status"] for r in sale_orders] == ["paid"], sale_orders
+    assert "sealed" in sale_orders[0]["address"] and "王小明" not in sale_orders[0]["address"]
+    status_code, flash_order = await call(web_stack, "GET",
+                                          f"/orders/{sale_orders[0]['order_id']}",
+                                          await page_token(page))
+    assert status_code == 200 and flash_order["address"]["recipient"] == "王小明"
+    assert flash_order["address"]["line"] == "文三路 1 号"
 
     # Cart -> checkout with a new address -> sandbox payment.
     await page.locator("header a[href='#/cart']").click()
@@ -91,13 +113,9 @@ async def test_customer_journey_signup_search_flash_sale_cart_checkout_payment(
     await expect(page.locator("[data-test=cart-total]")).to_have_text("¥2398.00")
     await shot(page, "store-cart")
     await page.locator("[data-test=to-checkout]").click()
-    address = page.locator("[data-test=address-form]")
-    for name, value in {"recipient": "王小明", "phone": "13800138000", "province": "浙江",
-                        "city": "杭州", "district": "西湖区", "line": "文三路 1 号"}.items():
-        await address.locator(f"input[name={name}]").fill(value)
-    await address.locator("button[type=submit]").click()
-    await _toast(page, "地址已保存")
+    # The address saved for the flash-sale order is offered and chosen.
     await expect(page.locator(".addr-list input[type=radio]:checked")).to_have_count(1)
+    await expect(page.locator(".addr-list")).to_contain_text("王小明")
     await page.locator("[data-test=delivery]").select_option("express")
     await expect(page.locator("[data-test=totals]")).to_contain_text("¥2418.00")
     await shot(page, "store-checkout")
@@ -123,7 +141,8 @@ async def test_customer_journey_signup_search_flash_sale_cart_checkout_payment(
     assert sorted(o["status"] for o in mine["items"]) == ["paid", "paid"]
     regular = [o for o in mine["items"] if o["sale_id"] is None]
     assert regular[0]["total"] == 241800 and regular[0]["items"] == [
-        {"sku_id": product_sku, "qty": 2, "price": 119900}]
+        {"sku_id": product_sku, "qty": 2, "price": 119900, "product_id": phone["id"],
+         "product_name": phone["name"], "attributes": {"color": "white"}}]
     status_code, cart = await call(web_stack, "GET", "/cart", await page_token(page))
     assert cart["items"] == []
 
@@ -141,6 +160,8 @@ async def test_customer_journey_signup_search_flash_sale_cart_checkout_payment(
     await request.locator("textarea[name=reason]").fill("不想要了")
     await request.locator("button[type=submit]").click()
     await expect(request).to_contain_text("售后申请已提交")
+    await expect(page.locator("[data-test=after-sales-list] [data-test=as-status]")).to_have_text(
+        ["审核中"])
     asked = await pg_fetch(web_stack, "SELECT type, status FROM after_sales_requests"
                            " WHERE order_id = $1", order_id)
     assert [(r["type"], r["status"]) for r in asked] == [("refund", "requested")]

@@ -27,11 +27,35 @@ async def test_sale_view_and_purchase_lifecycle(client: TestClient, settings: Se
     order_id = body["order_id"]
     persisted = await wait_persisted(client, settings, "buyer1", order_id)
     assert persisted["status"] == "pending_payment"
-    assert persisted["items"] == [{"sku_id": sale["sku_id"], "qty": 1, "price": 999}]
+    assert [{k: line[k] for k in ("sku_id", "qty", "price")} for line in persisted["items"]] \
+        == [{"sku_id": sale["sku_id"], "qty": 1, "price": 999}]
+    assert persisted["items"][0]["product_name"] == sale["product_name"]
     assert persisted["total"] == 999
     assert persisted["created_at"].endswith("+00:00")
     resp = await client.get(f"/api/v1/flash-sales/{sale['id']}")
     assert (await resp.json())["remaining"] == 1
+
+
+async def test_sale_views_name_their_product(client: TestClient, settings: Settings,
+                                            pg: asyncpg.Pool) -> None:
+    """The storefront links a sale to its product page and names it without another call."""
+    sale = await create_sale(client, settings, stock=3)
+    product = await pg.fetchrow("SELECT p.id, p.name FROM skus s JOIN products p "
+                                "ON p.id = s.product_id WHERE s.id = $1", sale["sku_id"])
+    assert (sale["product_id"], sale["product_name"]) == (product["id"], product["name"])
+    assert (sale["requires_token"], sale["shards"]) == (False, 1)
+    listed = []
+    cursor = None
+    while True:
+        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        resp = await client.get("/api/v1/flash-sales", params=params)
+        page = await resp.json()
+        listed += [item for item in page["items"] if item["id"] == sale["id"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [(i["product_id"], i["product_name"], i["requires_token"]) for i in listed] == [
+        (product["id"], product["name"], False)]
 
 
 async def test_queued_order_is_visible_before_the_writer(client: TestClient,

@@ -29,6 +29,8 @@ from tests.integration.test_lifecycle_helpers import (
 from tests.stack import auth
 
 CANCEL_PATH = "/api/v1/orders/{order_id}/cancel"
+ADDRESS = {"recipient": "王五", "phone": "+8613700137000", "province": "广东", "city": "深圳",
+           "line": "深南大道 3 号"}
 
 
 @contextlib.asynccontextmanager
@@ -72,6 +74,10 @@ async def test_an_order_from_purchase_to_completion(api: TestClient, settings: S
     paid = await record_payment(pg, ImmediateRefunder(pg), order_id, 999, "alipay", "a-1",
                                 "system")
     assert paid.outcome is PaymentOutcome.PAID
+    # A flash-sale order carries no address: the buyer gives one before it can ship.
+    status, body = await call(api, settings, "PUT", f"/api/v1/orders/{order_id}/address",
+                              "life1", json={"address": ADDRESS})
+    assert status == 200 and body["address"]["recipient"] == ADDRESS["recipient"], body
     status, body = await call(api, settings, "POST", f"/api/v1/admin/orders/{order_id}/ship",
                               "ops1", "staff",
                               json={"carrier": "SF Express", "tracking_number": "SF1234567"})
@@ -94,11 +100,12 @@ async def test_an_order_from_purchase_to_completion(api: TestClient, settings: S
     assert [(s["from_status"], s["to_status"], s["actor"]) for s in body["items"]] == [
         ("queued", "pending_payment", "system"),
         ("pending_payment", "paid", "system"),
+        ("paid", "paid", "life1"),  # address_set
         ("paid", "shipped", "ops1"),
         ("shipped", "delivered", "ops1"),
         ("delivered", "completed", "life1"),
     ]
-    assert body["items"][2]["details"] == {"carrier": "SF Express",
+    assert body["items"][3]["details"] == {"carrier": "SF Express",
                                            "tracking_number": "SF1234567"}
     assert all(s["at"].endswith("+00:00") for s in body["items"])
     status, _ = await call(api, settings, "GET", f"/api/v1/orders/{order_id}/history", "ops9",
@@ -180,6 +187,8 @@ OWNER_ROUTES = [
     ("POST", "/api/v1/orders/{}/cancel", None),
     ("POST", "/api/v1/orders/{}/confirm-receipt", None),
     ("POST", "/api/v1/orders/{}/after-sales", {"type": "refund", "reason": "broken"}),
+    ("GET", "/api/v1/orders/{}/after-sales", None),
+    ("PUT", "/api/v1/orders/{}/address", {"address": ADDRESS}),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mall.auth import TokenVerifier, issue_token
 from mall.errors import ApiError
-from mall.keys import Keys, make_order_id, sale_of_order_id
+from mall.keys import Keys, make_order_id, parse_sale_order_id, sale_of_order_id
 from mall.settings import Settings, mask_dsn
 from seckill.campaigns import sale_view
 from seckill.relay import pack
@@ -80,6 +80,21 @@ def test_order_ids_carry_their_sale() -> None:
     for bad in ["", "fs42", "fs-" + "a" * 32, "fsx-" + "a" * 32, "fs1-zz", "xx1-" + "a" * 32,
                 "fs1-" + "g" * 32]:
         assert sale_of_order_id(bad) is None
+
+
+def test_order_ids_carry_their_shard() -> None:
+    hex32 = "cd" * 16
+    for sale_id, shard in ((42, 0), (42, 1), (7, 127)):
+        order_id = make_order_id(sale_id, hex32, shard)
+        assert parse_sale_order_id(order_id) == (sale_id, shard)
+        assert Keys("shop").sale_of_order(order_id) == Keys("shop").sale(sale_id, shard)
+    assert make_order_id(42, hex32, 0) == f"fs42-{hex32}"
+    assert Keys("shop").sale(42, 3).stock == "shop:{fs42.3}:stock"
+    assert Keys("shop").sale_from_outbox(Keys("shop").sale(42, 3).outbox) == 42
+    for bad in [f"fs42.0-{hex32}", f"fs42.01-{hex32}", f"fs42.-{hex32}", f"fs42.x-{hex32}",
+                f"fs42.1000-{hex32}", f"fs.1-{hex32}", f"fs42.1.2-{hex32}"]:
+        assert parse_sale_order_id(bad) is None, bad
+        assert Keys("shop").order_view_of(bad) is None
 
 
 def test_keys_are_namespaced() -> None:

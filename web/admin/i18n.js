@@ -1,5 +1,6 @@
 // Every visible string of the back office: { key: [zh, en] }.
 import { makeI18n } from "/assets/common/i18n.js";
+import { CATALOG_DICT } from "./i18n_catalog.js";
 
 export const DICT = {
   "app.title": ["flashmall 管理后台", "flashmall back office"],
@@ -91,6 +92,7 @@ export const DICT = {
   "sales.price": ["秒杀价（元）", "Sale price (¥)"],
   "sales.stock": ["秒杀库存", "Sale stock"],
   "sales.limit": ["每人限购", "Per-user limit"],
+  "sales.shards": ["库存分片数（1–128，超高热度活动用）", "Stock shards (1–128, for very hot sales)"],
   "sales.starts": ["开始时间", "Starts at"],
   "sales.ends": ["结束时间", "Ends at"],
   "sales.token": ["需要入场令牌（防机器人）", "Requires admission token (anti-bot)"],
@@ -163,6 +165,10 @@ export const DICT = {
 
   "orders.title": ["订单", "Orders"],
   "orders.user_id": ["买家 ID", "Buyer id"],
+  "orders.buyer": ["买家", "Buyer"],
+  "orders.products": ["商品", "Products"],
+  "orders.product": ["商品", "Product"],
+  "orders.ship_needs_address": ["买家尚未填写收货地址，暂不能发货。", "The buyer has not given a shipping address yet; it cannot ship."],
   "orders.sale_id": ["秒杀 ID", "Flash sale id"],
   "orders.created": ["下单时间", "Placed"],
   "orders.total": ["金额", "Total"],
@@ -301,6 +307,7 @@ export const DICT = {
   "err.forbidden": ["没有权限：此操作需要管理员角色或不被允许。",
     "Not allowed: this action needs the admin role or is not permitted."],
   "err.not_found": ["未找到。", "Not found."],
+  "err.address_missing": ["订单没有收货地址，不能发货。", "The order has no shipping address; it cannot ship."],
   "err.invalid_credentials": ["账号或密码错误。", "Wrong login or password."],
   "err.too_many_attempts": ["尝试次数过多，请稍后再试。", "Too many attempts; try again later."],
   "err.rate_limited": ["请求过于频繁，请稍后再试。", "Too many requests; try again later."],
@@ -331,6 +338,7 @@ export const DICT = {
   "err.required": ["必填。", "Required."],
   "err.number": ["请输入有效数字。", "Enter a valid number."],
   "err.datetime": ["请选择时间。", "Pick a date and time."],
+  ...CATALOG_DICT,
 };
 
 export const i18n = makeI18n(DICT);

@@ -66,24 +66,7 @@ function requireSignIn() {
   return false;
 }
 
-// Orders carry only SKU ids: names seen on product, cart and sale pages are remembered here.
-const NAMES_KEY = "mall.store.skuNames";
-function rememberSku(skuId, name) {
-  if (!skuId || !name) return;
-  let names = {};
-  try { names = JSON.parse(localStorage.getItem(NAMES_KEY)) || {}; } catch { names = {}; }
-  if (names[skuId] === name) return;
-  names[skuId] = name;
-  const keys = Object.keys(names);
-  if (keys.length > 500) for (const k of keys.slice(0, keys.length - 500)) delete names[k];
-  localStorage.setItem(NAMES_KEY, JSON.stringify(names));
-}
-function skuName(skuId) {
-  try { return (JSON.parse(localStorage.getItem(NAMES_KEY)) || {})[skuId] || null; } catch { return null; }
-}
-
 const ctx = {
-  rememberSku, skuName,
   api, session, i18n, t, h, money, newKey, notify, errText, busy, go, onLeave, every,
   requireSignIn, rerender: () => render(),
 };

@@ -1,9 +1,17 @@
-// Orders: filter and page, CSV export (fetched with the token), one order with its lines,
-// address and history, ship with carrier + tracking number, mark delivered.
+// Orders: filter and page, CSV export (fetched with the token), one order with its buyer, its
+// lines (product names and SKU attributes), address and history, ship with carrier + tracking
+// number (refused while the buyer has not given an address), mark delivered.
 import {
   h, money, field, form, busy, noticeSlot, table, section, keyValues, when, label, query,
   fetchBlob, saveBlob, errorText,
 } from "../ui.js";
+
+// "Name (color: red) × 2" for one order line.
+function lineText(i, withQty) {
+  const attrs = Object.entries(i.attributes || {}).map(([k, v]) => `${k}: ${v}`).join(", ");
+  const name = `${i.product_name || `SKU ${i.sku_id}`}${attrs ? ` (${attrs})` : ""}`;
+  return withQty ? `${name} × ${i.qty}` : name;
+}
 
 const STATUSES = ["pending_payment", "paid", "shipped", "delivered", "completed", "cancelled",
   "refunded"];
@@ -42,9 +50,12 @@ export async function render(ctx, root) {
     listBox.replaceChildren(table([
       { label: t("common.id"), cell: (o) => h("a", { href: `#/orders/${encodeURIComponent(o.order_id)}` },
         o.order_id) },
-      { label: t("orders.user_id"), cell: (o) => o.user_id },
+      { label: t("orders.buyer"), cell: (o) => h("span", { "data-test": "order-buyer" }, o.user_id) },
+      { label: t("orders.products"), cell: (o) => h("span", { "data-test": "order-products" },
+        (o.items || []).map((i) => lineText(i, true)).join(" · ") || "—") },
       { label: t("common.status"), cell: (o) => h("span", { class: `badge ${o.status}` },
-        label("ostatus", o.status)) },
+        label("ostatus", o.status),
+        o.status === "paid" && o.has_address === false ? ` · ${t("orders.no_address")}` : "") },
       { label: t("orders.total"), cell: (o) => money(o.total) },
       { label: t("orders.created"), cell: (o) => when(o.created_at) },
       { label: t("orders.tracking"), cell: (o) => o.tracking_number
@@ -80,7 +91,7 @@ async function renderOrder(ctx, root, orderId) {
   const ship = order.shipment;
   root.append(section(t("common.status"), h("div", { class: "row" }, statusEl),
     keyValues([
-      ...(order.user_id ? [[t("orders.user_id"), order.user_id]] : []),
+      [t("orders.buyer"), h("span", { "data-test": "order-buyer" }, order.user_id || "—")],
       [t("orders.total"), money(order.total)],
       [t("orders.fee"), money(order.shipping_fee)],
       [t("orders.discount"), money(order.discount)],
@@ -90,6 +101,8 @@ async function renderOrder(ctx, root, orderId) {
         + (ship.delivered_at ? ` · ${when(ship.delivered_at)}` : "") : "—"],
     ])));
   root.append(section(t("orders.lines"), table([
+    { label: t("orders.product"), cell: (i) => h("span", { "data-test": "line-product" },
+      lineText(i, false)) },
     { label: "SKU", cell: (i) => String(i.sku_id) },
     { label: t("orders.qty"), cell: (i) => String(i.qty) },
     { label: t("common.price"), cell: (i) => money(i.price ?? i.unit_price) },
@@ -115,7 +128,9 @@ async function renderOrder(ctx, root, orderId) {
         statusEl.textContent = label("ostatus", r.status);
         return t("orders.shipped", { n: r.tracking_number }); },
     });
-    root.append(section(t("orders.ship"), f.el));
+    root.append(section(t("orders.ship"),
+      a ? null : h("p", { class: "notice error", "data-test": "address-missing" }, t("orders.ship_needs_address")),
+      f.el));
   }
   if (order.status === "shipped") {
     const slot = noticeSlot();

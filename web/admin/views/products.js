@@ -1,7 +1,9 @@
-// Products and SKUs: search, open one (unpublished too), create with SKUs, edit price/stock,
-// publish/unpublish, add a SKU; categories: list, create, rename.
+// Products and SKUs: list every product (unpublished too, by name, state and category) with
+// each SKU's stock and sold, open one, create with SKUs, edit price/stock, publish/unpublish,
+// add a SKU; categories: list, create, rename.
 import {
   h, money, field, form, busy, noticeSlot, table, section, errorText, errorField, newKey, query,
+  when,
 } from "../ui.js";
 
 function parseAttributes(text) {
@@ -36,29 +38,57 @@ export async function render(ctx, root) {
 
   root.append(h("h1", {}, t("products.title")));
 
-  // ---- search and open ----
-  const results = h("div", {});
+  // ---- every product (unpublished too), with each SKU's stock and sold ----
+  const results = h("div", { "data-test": "product-list" });
   const q = field({ name: "q", label: t("common.search"),
-    attrs: { placeholder: t("products.search_ph"), type: "search" } });
+    attrs: { placeholder: t("catalog.search_ph"), type: "search" } });
+  const published = field({ name: "published", label: t("catalog.state"), type: "select",
+    options: [["", t("common.all")], ["true", t("catalog.only_published")],
+      ["false", t("catalog.only_unpublished")]] });
+  const category = field({ name: "category_id", label: t("catalog.category_filter"),
+    type: "select", options: [["", t("common.all")], ...catOptions.slice(1)] });
   const searchSlot = noticeSlot();
   const searchBtn = h("button", { type: "submit" }, t("common.search"));
-  const searchForm = h("form", { class: "inline-form" }, q.el, searchBtn, searchSlot.el);
-  async function search() {
-    const qs = q.input.value.trim();
-    const page = await busy(searchBtn, searchSlot,
-      () => api("GET", `/products${query({ q: qs.length >= 1 ? qs : undefined, limit: 50 })}`));
-    if (!page) return;
+  const searchForm = h("form", { class: "inline-form" }, q.el, published.el, category.el,
+    searchBtn, searchSlot.el);
+  const more = h("button", { type: "button", class: "secondary", hidden: true },
+    t("common.more"));
+  let items = [];
+  let cursor = null;
+  let filters = {};
+  function showList() {
     results.replaceChildren(table([
       { label: t("common.id"), cell: (p) => String(p.id) },
       { label: t("common.name"), cell: (p) => p.name },
+      { label: t("catalog.state"), cell: (p) => h("span",
+        { class: `badge ${p.published ? "ok" : "off"}` },
+        t(p.published ? "products.published" : "products.unpublished")) },
       { label: t("products.price_from"), cell: (p) => money(p.price_from) },
-      { label: t("products.available"), cell: (p) => String(p.available) },
+      { label: t("catalog.sku_stock"), cell: (p) => h("div", { class: "sku-lines" },
+        p.skus.map((s) => h("div", { "data-test": "sku-line" }, t("catalog.sku_line", {
+          id: s.id, stock: s.stock, sold: s.sold, available: s.available })))) },
+      { label: t("catalog.updated"), cell: (p) => when(p.updated_at) },
       { label: t("common.actions"),
         cell: (p) => h("a", { class: "button secondary", href: `#/products/${p.id}` },
           t("common.open")) },
-    ], page.items));
+    ], items), more);
+  }
+  async function load(button, append) {
+    const qs = query({ ...filters, limit: 50, cursor: append ? cursor : undefined });
+    const page = await busy(button, searchSlot, () => api("GET", `/admin/products${qs}`));
+    if (!page) return;
+    items = append ? items.concat(page.items) : page.items;
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    showList();
+  }
+  async function search() {
+    filters = { q: q.input.value.trim(), published: published.get(),
+      category_id: category.get() };
+    await load(searchBtn, false);
   }
   searchForm.addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  more.addEventListener("click", () => load(more, true));
   const openId = field({ name: "product_id", label: t("products.open_id"), type: "int" });
   const openForm = h("form", { class: "inline-form" }, openId.el,
     h("button", { type: "submit", class: "secondary" }, t("common.open")));
@@ -70,7 +100,7 @@ export async function render(ctx, root) {
   });
 
   const detail = h("div", {});
-  root.append(section(t("products.title"), searchForm, openForm, results), detail);
+  root.append(section(t("catalog.list"), searchForm, openForm, results), detail);
   if (params[0]) await showProduct(ctx, detail, Number(params[0]), catOptions);
   else search();
 
@@ -83,7 +113,7 @@ async function showProduct(ctx, box, id, catOptions) {
   const { api, t } = ctx;
   let p;
   try {
-    p = await api("GET", `/products/${id}`);
+    p = await api("GET", `/admin/products/${id}`);
   } catch (err) {
     box.replaceChildren(h("div", { class: "notice error", role: "alert" }, errorText(err)));
     return;
@@ -124,14 +154,21 @@ async function showProduct(ctx, box, id, catOptions) {
   const skuRows = p.skus.map((s) => {
     const price = field({ name: "price", label: t("common.price"), type: "money",
       value: (s.price / 100).toFixed(2) });
+    // Prefilled with the real stock; sent only when changed, so a save of the price never
+    // puts back a stock another change replaced meanwhile.
     const stock = field({ name: "stock", label: t("products.new_stock"), type: "int",
-      optional: true, attrs: { placeholder: `${t("products.available")} ${s.available}` } });
+      value: s.stock });
+    const counts = {
+      stock: h("span", { "data-test": "sku-stock" }, String(s.stock)),
+      sold: h("span", { "data-test": "sku-sold" }, String(s.sold)),
+      available: h("span", { "data-test": "sku-available" }, String(s.available)),
+    };
     const rowSlot = noticeSlot();
     const save = h("button", { type: "button" }, t("common.save"));
     save.addEventListener("click", async () => {
       price.error(""); stock.error("");
       let body;
-      try { body = { price: price.get() }; const st = stock.get(); if (st !== undefined) body.stock = st; }
+      try { body = { price: price.get() }; const st = stock.get(); if (st !== s.stock) body.stock = st; }
       catch (err) { (err.field === "stock" ? stock : price).error(err.message); return; }
       const r = await busy(save, rowSlot, async () => {
         try { return await api("PATCH", `/admin/skus/${s.id}`, { body }); }
@@ -142,9 +179,13 @@ async function showProduct(ctx, box, id, catOptions) {
           throw err;
         }
       }, (r) => t("products.sku_saved", { id: r.id, stock: r.stock, sold: r.sold }));
-      if (r) stock.input.placeholder = `${t("products.available")} ${r.available}`;
+      if (r) {
+        Object.assign(s, { stock: r.stock, sold: r.sold, available: r.available });
+        stock.set(String(r.stock));
+        for (const k of ["stock", "sold", "available"]) counts[k].textContent = String(r[k]);
+      }
     });
-    return { s, price, stock, save, rowSlot };
+    return { s, price, stock, counts, save, rowSlot };
   });
 
   const addSku = form({
@@ -169,7 +210,9 @@ async function showProduct(ctx, box, id, catOptions) {
     table([
       { label: t("common.id"), cell: (r) => String(r.s.id) },
       { label: t("products.attributes"), cell: (r) => attrText(r.s.attributes) },
-      { label: t("products.available"), cell: (r) => String(r.s.available) },
+      { label: t("catalog.stock"), cell: (r) => r.counts.stock },
+      { label: t("catalog.sold"), cell: (r) => r.counts.sold },
+      { label: t("products.available"), cell: (r) => r.counts.available },
       { label: t("common.price"), cell: (r) => r.price.el },
       { label: t("products.new_stock"), cell: (r) => r.stock.el },
       { label: t("common.actions"), cell: (r) => h("div", {}, r.save, r.rowSlot.el) },

@@ -19,7 +19,11 @@ function saleFields(t, sale) {
     field({ name: "requires_token", label: t("sales.token"), type: "check",
       value: sale?.requires_token ?? false }),
   ];
-  if (!sale) fields.unshift(field({ name: "sku_id", label: t("sales.sku_id"), type: "int" }));
+  if (!sale) {
+    fields.unshift(field({ name: "sku_id", label: t("sales.sku_id"), type: "int" }));
+    // Stock shards are chosen at creation only (a very hot sale: see docs/scaling.md).
+    fields.push(field({ name: "shards", label: t("sales.shards"), type: "int", value: 1 }));
+  }
   return fields;
 }
 

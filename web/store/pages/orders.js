@@ -1,5 +1,7 @@
-// Orders: the list, one order with its status history, payment through the sandbox provider,
-// cancel, confirm receipt and an after-sales request.
+// Orders: the list, one order with its status history, the shipping address of a flash-sale
+// order (chosen before paying), payment through the sandbox provider, cancel, confirm receipt,
+// and the order's after-sales requests.
+import { addressForm, addressText } from "./shop.js";
 
 function when(ctx, iso) {
   if (!iso) return "";
@@ -21,8 +23,68 @@ export function payButton(ctx, order, after) {
   return button;
 }
 
+// Order lines carry the product's name and the SKU's attributes.
 function itemName(ctx, it) {
-  return ctx.skuName(it.sku_id) || ctx.t("order.sku", { sku: it.sku_id });
+  const name = it.product_name || ctx.t("order.sku", { sku: it.sku_id });
+  const attrs = Object.entries(it.attributes || {}).map(([k, v]) => `${k}: ${v}`).join(", ");
+  return attrs ? `${name} (${attrs})` : name;
+}
+
+// A flash-sale order is placed without an address: the buyer picks one before paying.
+function needsAddress(order) {
+  return Boolean(order.sale_id) && !order.address
+    && (order.status === "pending_payment" || order.status === "paid");
+}
+
+async function addressChooser(ctx, order, after) {
+  const { h, t, api, busy } = ctx;
+  const page = await api("GET", "/me/addresses");
+  const addresses = page.items || page || [];
+  let addressId = (addresses.find((a) => a.is_default) || addresses[0])?.id;
+  const list = h("div", { class: "addr-list", role: "radiogroup", "aria-label": t("co.address") });
+  const use = h("button", { type: "button", "data-test": "set-address" }, t("order.useAddress"));
+  function draw() {
+    list.replaceChildren(...addresses.map((a) => {
+      const input = h("input", { type: "radio", name: "order-address", value: a.id, checked: a.id === addressId });
+      input.addEventListener("change", () => { addressId = a.id; });
+      return h("label", { class: "check addr" }, input, addressText(a));
+    }));
+    if (!addresses.length) list.append(h("p", { class: "muted" }, t("addr.none")));
+    use.disabled = !addresses.length;
+  }
+  draw();
+  const newAddr = addressForm(ctx, (saved) => {
+    addresses.unshift(saved); addressId = saved.id; draw();
+    newAddr.reset(); details.open = false;
+  });
+  const details = h("details", { open: !addresses.length }, h("summary", {}, t("addr.add")), newAddr);
+  use.addEventListener("click", () => busy(use, async () => {
+    await api("PUT", `/orders/${encodeURIComponent(order.order_id)}/address`, { body: { address_id: addressId } });
+    after();
+  }, { ok: t("order.addressSet") }));
+  return h("div", { class: "card", "data-test": "order-address" },
+    h("h2", {}, t("order.addressTitle")),
+    h("p", { class: "notice info", role: "status" }, t("order.addressNeeded")),
+    list, details, h("div", { class: "actions" }, use));
+}
+
+// The buyer's after-sales requests on this order, newest first, with the staff's note.
+async function afterSalesList(ctx, orderId) {
+  const { h, t, api } = ctx;
+  let page = { items: [] };
+  try { page = await api("GET", `/orders/${encodeURIComponent(orderId)}/after-sales`); } catch { /* shown empty */ }
+  const box = h("div", { class: "card", "data-test": "after-sales-list" }, h("h2", {}, t("as.mine")));
+  if (!page.items.length) {
+    box.append(h("p", { class: "muted" }, t("as.none")));
+    return { node: box, open: false };
+  }
+  box.append(h("ul", { class: "list" }, page.items.map((r) => h("li", { "data-request": r.id },
+    h("strong", {}, t(`as.${r.type}`)), " ",
+    h("span", { class: `badge as-${r.status}`, "data-test": "as-status" }, t(`as.status.${r.status}`)), " ",
+    h("span", { class: "muted small" }, when(ctx, r.created_at)),
+    h("div", { class: "small" }, r.reason),
+    r.note ? h("div", { class: "small", "data-test": "as-note" }, t("as.note", { note: r.note })) : null))));
+  return { node: box, open: page.items.some((r) => r.status === "requested") };
 }
 
 function itemsText(ctx, order) {
@@ -71,7 +133,8 @@ export async function detail(ctx, orderId) {
   }
   const reload = () => ctx.rerender();
   const actions = h("div", { class: "actions" });
-  if (order.status === "pending_payment") actions.append(payButton(ctx, order, reload));
+  const chooser = needsAddress(order) ? await addressChooser(ctx, order, reload) : null;
+  if (order.status === "pending_payment" && !chooser) actions.append(payButton(ctx, order, reload));
   if (order.status === "pending_payment" || order.status === "paid") {
     const cancel = h("button", { type: "button", class: "secondary", "data-test": "cancel" }, t("order.cancel"));
     cancel.addEventListener("click", () => {
@@ -88,7 +151,11 @@ export async function detail(ctx, orderId) {
     actions.append(confirm);
   }
   let afterSales = null;
-  if (order.status === "delivered" || order.status === "completed") {
+  let requests = null;
+  if (["delivered", "completed", "refunded"].includes(order.status)) {
+    requests = await afterSalesList(ctx, order.order_id);
+  }
+  if ((order.status === "delivered" || order.status === "completed") && !requests?.open) {
     const form = h("form", { class: "card", "data-test": "after-sales" },
       h("h2", {}, t("as.title")),
       h("label", {}, t("as.type"), h("select", { name: "type" },
@@ -102,6 +169,8 @@ export async function detail(ctx, orderId) {
       busy(btn, async () => {
         await api("POST", `/orders/${id}/after-sales`, { body: { type: form.type.value, reason: form.reason.value.trim() }, key });
         form.replaceChildren(h("div", { class: "notice ok", role: "status" }, t("as.sent")));
+        const next = await afterSalesList(ctx, order.order_id);
+        if (requests?.node.isConnected) requests.node.replaceWith(next.node);
       });
     });
     afterSales = form;
@@ -123,9 +192,10 @@ export async function detail(ctx, orderId) {
         h("dt", {}, t("co.discount")), h("dd", {}, `-${money(order.discount)}`),
         h("dt", {}, t("co.points")), h("dd", {}, String(order.points_used || 0)),
         h("dt", {}, t("order.total")), h("dd", { class: "price", "data-test": "order-total" }, money(order.total))),
-      addr ? h("p", { class: "small" }, t("order.shipTo"), " ", `${addr.recipient} ${addr.phone} ${addr.province}${addr.city}${addr.district || ""} ${addr.line}`) : null,
+      addr ? h("p", { class: "small", "data-test": "ship-to" }, t("order.shipTo"), " ", `${addr.recipient} ${addr.phone} ${addr.province}${addr.city}${addr.district || ""} ${addr.line}`) : null,
       ship ? h("p", { class: "small" }, t("order.shipment", { carrier: ship.carrier || "", no: ship.tracking_number || "" })) : null,
       actions),
+    chooser,
     h("div", { class: "card" },
       h("h2", {}, t("order.history")),
       history.items?.length ? h("ol", { class: "timeline", "data-test": "history" },
@@ -134,6 +204,7 @@ export async function detail(ctx, orderId) {
           h("span", { class: "muted small" }, when(ctx, s.at)), " ",
           h("span", { class: "small" }, t(`reason.${s.reason}`) === `reason.${s.reason}` ? s.reason : t(`reason.${s.reason}`)))))
         : h("p", { class: "muted" }, t("order.noHistory"))),
+    requests?.node || null,
     afterSales,
     h("a", { href: "#/orders" }, t("orders.back")));
 }

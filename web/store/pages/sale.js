@@ -62,7 +62,6 @@ export function saleCard(ctx, sale) {
   };
   tick();
   ctx.every(1000, tick);
-  ctx.rememberSku(sale.sku_id, sale.product_name);
   const card = h("a", { class: "card sale-card", href: `#/sale/${sale.id}`, "data-sale": sale.id },
     h("div", { class: "sale-head" }, badge, timer),
     h("h3", {}, sale.product_name || t("sale.title", { id: sale.id })),
@@ -80,10 +79,7 @@ export async function salePage(ctx, saleId) {
   // The public sale view has only the SKU; the public list carries the product's name.
   api("GET", "/flash-sales?limit=100").then((page) => {
     const found = (page.items || []).find((s) => s.id === saleId);
-    if (found?.product_name) {
-      name.textContent = found.product_name;
-      ctx.rememberSku(sale.sku_id, found.product_name);
-    }
+    if (found?.product_name) name.textContent = found.product_name;
   }).catch(() => {});
 
   const badge = h("span", { class: "badge" });
@@ -140,7 +136,11 @@ export async function salePage(ctx, saleId) {
         const order = await api("GET", `/orders/${encodeURIComponent(orderId)}`);
         if (order.status !== "queued") {
           const link = h("a", { href: `#/order/${orderId}`, "data-test": "order-link" }, t("order.view"));
-          if (order.status === "pending_payment") {
+          if (order.status === "pending_payment" && !order.address) {
+            // A flash-sale order carries no address: the order page asks for one, then pays.
+            show("ok", t("sale.needsAddress"), " ", h("a", { class: "button", href: `#/order/${orderId}`,
+              "data-test": "choose-address" }, t("sale.chooseAddress")));
+          } else if (order.status === "pending_payment") {
             show("ok", t("sale.persisted", { total: money(order.total) }), " ",
               payButton(ctx, order, () => ctx.go(`#/order/${orderId}`)), " ", link);
           } else {

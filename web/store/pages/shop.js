@@ -119,7 +119,6 @@ export async function product(ctx, productId) {
   const { h, t, api, money, busy } = ctx;
   const p = await api("GET", `/products/${productId}`);
   const skus = p.skus || [];
-  for (const s of skus) ctx.rememberSku(s.id, skus.length > 1 ? `${p.name} (${skuLabel(s)})` : p.name);
   let chosen = skus.find((s) => s.available > 0) || skus[0];
   const priceBox = h("div", { class: "price-box", "data-test": "price" });
   const stock = h("div", { class: "muted small" });
@@ -183,7 +182,6 @@ export async function cart(ctx) {
       h("p", { class: "card muted", "data-test": "cart-empty" }, t("cart.empty")), h("a", { class: "button", href: "#/search" }, t("cart.shop")));
   }
   const lines = c.items.map((it) => {
-    ctx.rememberSku(it.sku_id, Object.keys(it.attributes || {}).length ? `${it.name} (${skuLabel(it)})` : it.name);
     const qty = h("input", { type: "number", min: 1, max: 99, value: it.qty, "aria-label": t("cart.qty"), class: "qty" });
     const save = h("button", { type: "button", class: "secondary" }, t("cart.update"));
     save.addEventListener("click", () => busy(save, async () => {
