@@ -78,8 +78,7 @@ SELECT {COLUMNS} FROM after_sales_requests WHERE order_id = $1 AND user_id = $2 
 """
 REQUESTS_OF_USER = f"""
 SELECT {COLUMNS} FROM after_sales_requests
-WHERE order_id IN (SELECT order_id FROM orders WHERE user_id = $1) AND user_id = $1
-  AND ($2::bigint IS NULL OR id < $2)
+WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3
 """
 # What the buyer sees of a request: not which staff member decided it.

@@ -42,6 +42,17 @@ async def _order_state(conn: asyncpg.Connection, order_id: str) -> dict[str, Any
     return {"order_id": order_id, "status": await conn.fetchval(ORDER_STATE, order_id)}
 
 
+async def _check_reader(conn: asyncpg.Connection, order_id: str, user_id: str,
+                        staff_too: bool) -> None:
+    """404 unless the order exists and is the caller's (or the caller is staff, when allowed):
+    someone else's order looks the same as no order."""
+    if len(order_id) > MAX_ORDER_ID:
+        raise not_found("order")
+    owner = await conn.fetchval(OWNER_OF_ORDER, order_id)
+    if owner is None or not (staff_too or owner == user_id):
+        raise not_found("order")
+
+
 @api_doc(
     summary="Cancel an unpaid or paid (not yet shipped) order", tag="orders",
     roles=CUSTOMER_ROLES,
@@ -92,12 +103,8 @@ async def get_history(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
     order_id = path_key(request, "order_id", "order")
-    if len(order_id) > MAX_ORDER_ID:
-        raise not_found("order")
     async with app[PG].acquire() as conn:
-        owner = await conn.fetchval(OWNER_OF_ORDER, order_id)
-        if owner is None or not (principal.is_staff or owner == principal.user_id):
-            raise not_found("order")
+        await _check_reader(conn, order_id, principal.user_id, staff_too=principal.is_staff)
         state = await _order_state(conn, order_id)
         steps = await history.read(conn, order_id)
     return json_response({**state, "items": steps})
@@ -173,11 +180,8 @@ async def get_order_after_sales(request: web.Request) -> web.Response:
     app = request.app
     principal = app[VERIFIER].from_request(request)
     order_id = path_key(request, "order_id", "order")
-    if len(order_id) > MAX_ORDER_ID:
-        raise not_found("order")
     async with app[PG].acquire() as conn:
-        if await conn.fetchval(OWNER_OF_ORDER, order_id) != principal.user_id:
-            raise not_found("order")
+        await _check_reader(conn, order_id, principal.user_id, staff_too=False)
         rows = await aftersales.requests_of_order(conn, order_id, principal.user_id)
     return json_response({"order_id": order_id,
                           "items": [aftersales.customer_view(r) for r in rows]})

@@ -3,6 +3,7 @@ up through the API (for tests that do not exercise the sign-up form), server-sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -107,3 +108,53 @@ async def horizontal_overflow(page: Page) -> int:
     return int(await page.evaluate(
         "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
         " - document.documentElement.clientWidth"))
+
+
+ADDRESS = {"recipient": "赵六", "phone": "+8613700137000", "province": "江苏", "city": "南京",
+           "district": "玄武区", "line": "中山路 8 号"}
+
+
+async def wait_order(stack: Stack, bearer: str, order_id: str, status: str,
+                     timeout_s: float = 10) -> dict[str, Any]:
+    """Polls the order through the API until it reaches status (the writer and the payment
+    callback run asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        code, order = await call(stack, "GET", f"/orders/{order_id}", bearer)
+        if code == 200 and order["status"] == status:
+            return dict(order)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"order {order_id} not {status}: {code} {order}")
+        await asyncio.sleep(0.1)
+
+
+async def checkout_now(stack: Stack, bearer: str, sku_id: int, qty: int = 1,
+                       delivery: str = "standard") -> str:
+    """A regular order with an address, placed through the API; returns it once persisted."""
+    code, body = await call(stack, "POST", "/checkout", bearer, {
+        "items": [{"sku_id": sku_id, "qty": qty}], "delivery": delivery, "address": ADDRESS},
+        {"Idempotency-Key": unique("co")})
+    assert code == 202, body
+    await wait_order(stack, bearer, body["order_id"], "pending_payment")
+    return str(body["order_id"])
+
+
+async def pay_now(stack: Stack, bearer: str, order_id: str) -> None:
+    code, payment = await call(stack, "POST", f"/orders/{order_id}/payments", bearer,
+                               {"provider": "sandbox"}, {"Idempotency-Key": unique("pay")})
+    assert code in (200, 201), payment
+    code, paid = await call(stack, "POST", f"/sandbox/pay/{payment['payment_id']}", bearer)
+    assert 200 <= code < 300, paid
+    await wait_order(stack, bearer, order_id, "paid")
+
+
+async def delivered_order(stack: Stack, bearer: str, sku_id: int) -> str:
+    """Checked out, paid, shipped and delivered (staff API): ready for receipt or after-sales."""
+    order_id = await checkout_now(stack, bearer, sku_id)
+    await pay_now(stack, bearer, order_id)
+    for step, body in (("ship", {"carrier": "SF", "tracking_number": unique("SF")}),
+                       ("deliver", {})):
+        code, answer = await call(stack, "POST", f"/admin/orders/{order_id}/{step}",
+                                  staff(stack), body)
+        assert code == 200, answer
+    return order_id

@@ -5,6 +5,8 @@ import { h, field, form, toast, errorText } from "./ui.js";
 import * as products from "./views/products.js";
 import * as sales from "./views/sales.js";
 import * as coupons from "./views/coupons.js";
+import * as pricing from "./views/pricing.js";
+import * as membership from "./views/membership.js";
 import * as orders from "./views/orders.js";
 import * as aftersales from "./views/aftersales.js";
 import * as users from "./views/users.js";
@@ -19,6 +21,8 @@ const ROUTES = [
   ["products", "nav.products", products],
   ["sales", "nav.sales", sales],
   ["coupons", "nav.coupons", coupons],
+  ["pricing", "nav.pricing", pricing],
+  ["membership", "nav.membership", membership],
   ["orders", "nav.orders", orders],
   ["aftersales", "nav.aftersales", aftersales],
   ["users", "nav.users", users],

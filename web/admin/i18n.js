@@ -1,6 +1,7 @@
 // Every visible string of the back office: { key: [zh, en] }.
 import { makeI18n } from "/assets/common/i18n.js";
 import { CATALOG_DICT } from "./i18n_catalog.js";
+import { PROMOTIONS_DICT } from "./i18n_promotions.js";
 
 export const DICT = {
   "app.title": ["flashmall 管理后台", "flashmall back office"],
@@ -339,6 +340,7 @@ export const DICT = {
   "err.number": ["请输入有效数字。", "Enter a valid number."],
   "err.datetime": ["请选择时间。", "Pick a date and time."],
   ...CATALOG_DICT,
+  ...PROMOTIONS_DICT,
 };
 
 export const i18n = makeI18n(DICT);

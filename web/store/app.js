@@ -7,6 +7,7 @@ import * as shop from "./pages/shop.js";
 import * as account from "./pages/account.js";
 import * as orders from "./pages/orders.js";
 import * as sale from "./pages/sale.js";
+import * as afterSales from "./pages/aftersales.js";
 
 const session = new Session("mall.store.session");
 const api = makeApi(session);
@@ -86,6 +87,7 @@ const routes = [
   [/^\/addresses$/, () => account.addresses(ctx)],
   [/^\/coupons$/, () => account.coupons(ctx)],
   [/^\/points$/, () => account.points(ctx)],
+  [/^\/after-sales$/, (m, q) => afterSales.mine(ctx, q)],
 ];
 
 function header() {

@@ -1,6 +1,7 @@
-// Coupons: list templates by status with paging, create, end claims, push to a segment.
+// Coupons: list templates by status with paging, create, edit before the claim window opens,
+// end claims, push to a segment.
 import {
-  h, money, field, form, busy, noticeSlot, table, section, when, label, query,
+  h, money, field, form, busy, noticeSlot, table, section, when, label, query, isoToLocal,
 } from "../ui.js";
 
 export async function render(ctx, root) {
@@ -35,7 +36,10 @@ export async function render(ctx, root) {
       });
       const push = h("button", { type: "button", class: "secondary",
         onclick: () => showPush(c) }, t("coupons.push"));
-      out.push(push, end);
+      // Offered while active: the API refuses (claim_started) once the window has opened.
+      const edit = h("button", { type: "button", class: "secondary",
+        onclick: () => showEdit(c) }, t("coupons.edit"));
+      out.push(edit, push, end);
     }
     return h("div", { class: "actions" }, out, slot.el);
   }
@@ -97,6 +101,62 @@ export async function render(ctx, root) {
         sold_out: r.sold_out, limit: r.limit_reached }),
     });
     panel.replaceChildren(section(t("coupons.push_title", { id: c.id }), f.el,
+      h("button", { type: "button", class: "secondary", onclick: () => panel.replaceChildren() },
+        t("common.cancel"))));
+    panel.scrollIntoView({ block: "start" });
+  }
+
+  // Edit a template: only the fields whose input changed are sent (PATCH); the kind stays.
+  function showEdit(c) {
+    const yuan = (fen) => (fen === null || fen === undefined ? undefined
+      : (Number(fen) / 100).toFixed(2));
+    const specs = [
+      field({ name: "name", label: t("common.name"), value: c.name }),
+    ];
+    if (c.kind === "percent") {
+      specs.push(
+        field({ name: "percent_off", label: t("coupons.percent_off"), type: "int",
+          value: c.percent_off }),
+        field({ name: "max_discount", label: t("coupons.max_discount"), type: "money",
+          optional: true, value: yuan(c.max_discount) }));
+    } else {
+      specs.push(field({ name: "amount", label: t("coupons.amount"), type: "money",
+        value: yuan(c.amount) }));
+      if (c.kind === "threshold") {
+        specs.push(field({ name: "threshold", label: t("coupons.threshold"), type: "money",
+          value: yuan(c.threshold) }));
+      }
+    }
+    for (const [name, key] of [["claim_starts_at", "coupons.claim_starts"],
+      ["claim_ends_at", "coupons.claim_ends"], ["valid_from", "coupons.valid_from"],
+      ["valid_until", "coupons.valid_until"]]) {
+      specs.push(field({ name, label: t(key), type: "datetime", value: isoToLocal(c[name]) }));
+    }
+    specs.push(
+      field({ name: "total", label: t("coupons.total"), type: "int", value: c.total }),
+      field({ name: "per_user", label: t("coupons.per_user"), type: "int", value: c.per_user }),
+      field({ name: "stackable", label: t("coupons.stackable"), type: "check",
+        value: c.stackable }));
+    const raw = (f) => (f.input.type === "checkbox" ? f.input.checked : f.input.value.trim());
+    const initial = new Map(specs.map((f) => [f.name, raw(f)]));
+    const f = form({
+      fields: specs, submit: t("common.save"), className: "edit-coupon",
+      onSubmit: (v) => {
+        const body = {};
+        for (const s of specs) {
+          if (raw(s) === initial.get(s.name)) continue;
+          body[s.name] = v[s.name] === undefined ? null : v[s.name];
+        }
+        return api("PATCH", `/admin/coupons/${c.id}`, { body });
+      },
+      success: (r) => {
+        setTimeout(() => load(false), 0);
+        specs.forEach((s) => initial.set(s.name, raw(s)));
+        return t("coupons.saved", { id: r.id });
+      },
+    });
+    f.el.dataset.test = "edit-coupon";
+    panel.replaceChildren(section(t("coupons.edit_title", { id: c.id }), f.el,
       h("button", { type: "button", class: "secondary", onclick: () => panel.replaceChildren() },
         t("common.cancel"))));
     panel.scrollIntoView({ block: "start" });

@@ -52,10 +52,10 @@ export async function signup(ctx, query) {
   return form;
 }
 
-function accountNav(ctx, active) {
+export function accountNav(ctx, active) {
   const { h, t } = ctx;
   return h("nav", { class: "tabs", "aria-label": t("nav.account") },
-    [["account", "acc.profile"], ["addresses", "acc.addresses"], ["coupons", "acc.coupons"], ["points", "acc.points"], ["orders", "nav.orders"]]
+    [["account", "acc.profile"], ["addresses", "acc.addresses"], ["coupons", "acc.coupons"], ["points", "acc.points"], ["after-sales", "acc.afterSales"], ["orders", "nav.orders"]]
       .map(([r, k]) => h("a", { href: `#/${r}`, class: r === active ? "active" : "", "aria-current": r === active ? "page" : false }, t(k))));
 }
 

@@ -3,6 +3,9 @@
 // and the order's after-sales requests.
 import { addressForm, addressText } from "./shop.js";
 
+// The outcome of the last cancel / confirm receipt, kept across the reload that follows it.
+const lastAction = new Map();
+
 function when(ctx, iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(ctx.i18n.lang === "zh" ? "zh-CN" : "en");
@@ -133,21 +136,55 @@ export async function detail(ctx, orderId) {
   }
   const reload = () => ctx.rerender();
   const actions = h("div", { class: "actions" });
+  const statusBadge = h("span", { class: `badge st-${order.status}`, "data-test": "order-status" }, t(`status.${order.status}`));
+  const actionNote = h("div", { "data-test": "order-action-result", "aria-live": "polite" });
+  const kept = lastAction.get(order.order_id);
+  if (kept) {
+    lastAction.delete(order.order_id);
+    actionNote.replaceChildren(h("p", { class: `notice ${kept.kind}`, role: kept.kind === "error" ? "alert" : "status" }, kept.text));
+  }
+  // Cancel and confirm receipt: the button turns busy at once, the answer's status replaces
+  // the badge as soon as it arrives, then the page reloads the order (history, actions) and
+  // keeps the outcome on screen. A refusal (the order moved on meanwhile) also reloads.
+  function lifecycleAction(button, path, okKey) {
+    const others = () => [...actions.querySelectorAll("button")].filter((b) => b !== button);
+    busy(button, async () => {
+      for (const b of others()) b.disabled = true;
+      try {
+        const answer = await api("POST", `/orders/${id}/${path}`);
+        const next = answer?.status || order.status;
+        statusBadge.className = `badge st-${next}`;
+        statusBadge.textContent = t(`status.${next}`);
+        lastAction.set(order.order_id, { kind: "ok", text: t(okKey) });
+        actionNote.replaceChildren(h("p", { class: "notice ok", role: "status" }, t(okKey)));
+        reload();
+      } catch (err) {
+        for (const b of others()) b.disabled = false;
+        if (err.code === "illegal_transition" || err.status === 404) {
+          lastAction.set(order.order_id, { kind: "error", text: ctx.errText(err) });
+          reload();
+        }
+        throw err;
+      }
+    }, { ok: t(okKey) });
+  }
   const chooser = needsAddress(order) ? await addressChooser(ctx, order, reload) : null;
   if (order.status === "pending_payment" && !chooser) actions.append(payButton(ctx, order, reload));
   if (order.status === "pending_payment" || order.status === "paid") {
+    // Cancelling asks once more on the page itself (no browser dialog).
     const cancel = h("button", { type: "button", class: "secondary", "data-test": "cancel" }, t("order.cancel"));
-    cancel.addEventListener("click", () => {
-      if (!window.confirm(t("order.cancelConfirm"))) return;
-      busy(cancel, async () => { await api("POST", `/orders/${id}/cancel`); reload(); }, { ok: t("order.cancelled") });
-    });
-    actions.append(cancel);
+    const yes = h("button", { type: "button", class: "danger", "data-test": "cancel-yes" }, t("order.cancelYes"));
+    const no = h("button", { type: "button", class: "secondary", "data-test": "cancel-no" }, t("order.cancelNo"));
+    const ask = h("div", { class: "confirm-box", "data-test": "cancel-confirm", role: "group", hidden: true },
+      h("span", {}, t("order.cancelConfirm")), " ", yes, " ", no);
+    cancel.addEventListener("click", () => { ask.hidden = false; cancel.hidden = true; yes.focus(); });
+    no.addEventListener("click", () => { ask.hidden = true; cancel.hidden = false; cancel.focus(); });
+    yes.addEventListener("click", () => { no.disabled = true; lifecycleAction(yes, "cancel", "order.cancelled"); });
+    actions.append(cancel, ask);
   }
   if (order.status === "shipped" || order.status === "delivered") {
     const confirm = h("button", { type: "button", "data-test": "confirm" }, t("order.confirm"));
-    confirm.addEventListener("click", () => busy(confirm, async () => {
-      await api("POST", `/orders/${id}/confirm-receipt`); reload();
-    }, { ok: t("order.confirmed") }));
+    confirm.addEventListener("click", () => lifecycleAction(confirm, "confirm-receipt", "order.confirmed"));
     actions.append(confirm);
   }
   let afterSales = null;
@@ -182,7 +219,8 @@ export async function detail(ctx, orderId) {
     h("div", { class: "card" },
       h("div", { class: "row-head" },
         h("span", { class: "muted small" }, order.order_id),
-        h("span", { class: `badge st-${order.status}`, "data-test": "order-status" }, t(`status.${order.status}`))),
+        statusBadge),
+      actionNote,
       order.status === "queued" ? h("p", { class: "notice info", role: "status" }, t("order.queuedNote")) : null,
       h("table", {}, h("tbody", {},
         (order.items || []).map((it) => h("tr", {},

@@ -86,17 +86,26 @@ export async function salePage(ctx, saleId) {
   const timer = h("span", { class: "countdown", "data-test": "countdown" });
   const remaining = h("span", { "data-test": "remaining" });
   const button = h("button", { type: "button", class: "buy big", "data-test": "flash-buy", disabled: true }, t("sale.buy"));
-  const result = h("div", { "data-test": "flash-result", "aria-live": "polite" });
+  // The latest click's answer, and below it the order the last accepted click created (a
+  // later click, e.g. rate limited, never hides that order).
+  const clickNote = h("div", { "data-test": "flash-click" });
+  const orderNote = h("div", { "data-test": "flash-order" });
+  const result = h("div", { "data-test": "flash-result", "aria-live": "polite" }, clickNote, orderNote);
 
   // One purchase attempt: its key and admission token survive retries of the same click.
   let attempt = null;
   let inFlight = false;
   let done = false;
   let blockedUntil = 0;
+  // Units this page bought: the button stays open until the per-user limit is reached.
+  let bought = 0;
+  let following = 0;
 
-  function show(kind, text, ...extra) {
-    result.replaceChildren(h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text, ...extra));
+  function notice(kind, text, extra) {
+    return h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text, ...extra);
   }
+  function show(kind, text, ...extra) { clickNote.replaceChildren(notice(kind, text, extra)); }
+  function showOrder(kind, text, ...extra) { orderNote.replaceChildren(notice(kind, text, extra)); }
 
   function refreshButton() {
     const now = serverNow();
@@ -129,29 +138,30 @@ export async function salePage(ctx, saleId) {
   }
 
   async function followOrder(orderId) {
-    show("info", t("sale.queued"));
+    const mine = ++following;
+    showOrder("info", t("sale.queued"));
     for (let i = 0; i < 120; i += 1) {
-      if (!result.isConnected) return;
+      if (!result.isConnected || mine !== following) return;
       try {
         const order = await api("GET", `/orders/${encodeURIComponent(orderId)}`);
         if (order.status !== "queued") {
           const link = h("a", { href: `#/order/${orderId}`, "data-test": "order-link" }, t("order.view"));
           if (order.status === "pending_payment" && !order.address) {
             // A flash-sale order carries no address: the order page asks for one, then pays.
-            show("ok", t("sale.needsAddress"), " ", h("a", { class: "button", href: `#/order/${orderId}`,
+            showOrder("ok", t("sale.needsAddress"), " ", h("a", { class: "button", href: `#/order/${orderId}`,
               "data-test": "choose-address" }, t("sale.chooseAddress")));
           } else if (order.status === "pending_payment") {
-            show("ok", t("sale.persisted", { total: money(order.total) }), " ",
+            showOrder("ok", t("sale.persisted", { total: money(order.total) }), " ",
               payButton(ctx, order, () => ctx.go(`#/order/${orderId}`)), " ", link);
           } else {
-            show("ok", t(`status.${order.status}`), " ", link);
+            showOrder("ok", t(`status.${order.status}`), " ", link);
           }
           return;
         }
       } catch { /* the order view may lag; keep following */ }
       await new Promise((r) => setTimeout(r, 500));
     }
-    show("info", t("sale.stillQueued"), " ", h("a", { href: `#/order/${orderId}` }, t("order.view")));
+    showOrder("info", t("sale.stillQueued"), " ", h("a", { href: `#/order/${orderId}` }, t("order.view")));
   }
 
   async function buy() {
@@ -174,9 +184,11 @@ export async function salePage(ctx, saleId) {
       const headers = attempt.token ? { "X-Admission-Token": attempt.token } : {};
       const answer = await api("POST", `/flash-sales/${saleId}/orders`,
         { body: { qty: 1 }, key: attempt.key, headers });
-      done = true;
+      bought += 1;
+      done = bought >= (sale.per_user_limit || 1);
       attempt = null;
       inFlight = false;
+      clickNote.replaceChildren();
       button.textContent = t("sale.bought");
       button.removeAttribute("aria-busy");
       followOrder(answer.order_id);

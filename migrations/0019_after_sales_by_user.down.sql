@@ -1,0 +1,1 @@
+DROP INDEX after_sales_of_user;
