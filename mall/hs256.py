@@ -36,9 +36,14 @@ def _b64(segment: str) -> bytes:
         raise InvalidToken("malformed segment")
     try:
         segment = segment.rstrip("=")
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except ValueError:
         raise InvalidToken("malformed segment") from None
+    # Only the canonical encoding: unused low bits in the last character must be zero, so one
+    # token has one spelling (PyJWT refuses the others too).
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment.encode():
+        raise InvalidToken("malformed segment")
+    return decoded
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

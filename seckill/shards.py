@@ -82,14 +82,16 @@ class ShardedStock:
         self._dry_until: dict[tuple[int, int], float] = {}
 
     async def count(self, sale_id: int) -> int:
-        """K of a sale, from its shard-0 meta hash; 1 for a sale Redis does not know (yet)."""
+        """K of a sale, from its shard-0 meta hash, read once per process; 1 for a sale Redis
+        does not know (yet), read again next time."""
         known = self._counts.get(sale_id)
         if known is not None:
             return known
-        raw = await self._redis.hget(self._keys.sale(sale_id).meta, "shards")
-        if raw is None:
-            return 1  # not cached: the sale may be warmed up later
-        self._counts[sale_id] = count = max(1, int(raw))
+        loaded, raw = await self._redis.hmget(self._keys.sale(sale_id).meta, "sale_id", "shards")
+        if loaded is None:
+            return 1  # not cached: the sale may be loaded later
+        # A sale loaded before shards existed has no `shards` field: one shard.
+        self._counts[sale_id] = count = max(1, int(raw or 1))
         return count
 
     def remember(self, sale_id: int, shards: int) -> None:

@@ -199,3 +199,20 @@ async def test_a_return_goes_back_to_the_shard_that_sold(h: Harness) -> None:
     assert stocks[home] == split(8, shards)[home] and sum(stocks) == 8
     assert (await h.buyers(sale_id, shards))[home] == {}
     assert (await h.buy(sale_id, "returner")).outcome is Outcome.ACCEPTED
+
+
+async def test_a_sale_loaded_before_shards_existed_sells_as_one_shard(h: Harness) -> None:
+    sale_id = await h.sale(2, 1)
+    await h.redis.hdel(h.keys.sale(sale_id).meta, "shards")  # as older code loaded it
+    fresh = ShardedStock(h.redis, h.keys)
+    assert await fresh.count(sale_id) == 1
+    await h.redis.hset(h.keys.sale(sale_id).meta, "shards", 3)
+    assert await fresh.count(sale_id) == 1  # read once: a sale's K never changes
+    assert await fresh.count(next(_next_sale)) == 1  # unknown sale: one shard, not remembered
+    service = AdmissionService(h.pipe, h.keys, h.flags, Settings.from_env().with_(
+        namespace=h.keys.namespace), fresh)
+    await h.redis.hdel(h.keys.sale(sale_id).meta, "shards")
+    results = [await service.admit(PurchaseRequest(sale_id, f"old{i}", 1, None))
+               for i in range(3)]
+    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.ACCEPTED,
+                                            Outcome.SOLD_OUT]

@@ -104,3 +104,18 @@ def test_same_verdict_as_pyjwt(token: str) -> None:
 def test_claims_come_back() -> None:
     token = jwt.encode(GOOD, SECRET, algorithm="HS256")
     assert verify_hs256(token, SECRET.encode()) == GOOD
+
+
+def test_only_the_canonical_encoding_is_accepted() -> None:
+    """The last character of a segment carries unused low bits: every other spelling of the
+    same bytes is refused, as PyJWT refuses it (found when a random corruption hit it)."""
+    valid = jwt.encode(GOOD, SECRET, algorithm="HS256")
+    h, p, s = valid.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for segment in ("h", "p", "s"):
+        parts = {"h": h, "p": p, "s": s}
+        original = parts[segment]
+        for c in alphabet:
+            parts[segment] = original[:-1] + c
+            token = f"{parts['h']}.{parts['p']}.{parts['s']}"
+            assert our_verdict(token) == pyjwt_verdict(token), token
