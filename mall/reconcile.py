@@ -220,6 +220,7 @@ class Reconciler:
         self._redis = redis
         self._settings = settings
         self._keys = Keys(settings.namespace)
+        self._shards = ShardedStock(redis, self._keys)
         self._coupon_keys = CouponKeys(settings.namespace)
         self._topology = Topology.for_namespace(settings.namespace)
 
@@ -376,7 +377,7 @@ class Reconciler:
                 to_sku = sum(int(m.get(b"to_sku", 0)) for m in replies[0::3])
                 meta["to_sku"] = str(to_sku)
             if stock is not None:
-                stock += await ShardedStock(self._redis, self._keys).in_transfer(sale_id, shards)
+                stock += await self._shards.in_transfer(sale_id, shards)
         return meta, stock, buyers
 
     @staticmethod

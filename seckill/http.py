@@ -241,7 +241,8 @@ async def warm_up_sale(request: web.Request) -> web.Response:
 async def get_report(request: web.Request) -> web.Response:
     _staff(request)
     app = request.app
-    return json_response(await sale_report(app[PG], app[REDIS], app[KEYS], _sale_id(request)))
+    return json_response(await sale_report(app[PG], app[REDIS], app[CAMPAIGN_ADMIN].shards,
+                                           _sale_id(request)))
 
 
 async def seckill_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -21,7 +21,6 @@ import asyncpg
 from redis.asyncio import Redis
 
 from mall.errors import not_found
-from mall.keys import Keys
 from seckill.shards import ShardedStock
 
 PAID_STATUSES = ["paid", "shipped", "delivered", "completed"]
@@ -59,7 +58,7 @@ SELECT min(at) FROM running WHERE held >= $2
 """
 
 
-async def sale_report(pool: asyncpg.Pool, redis: Redis, keys: Keys,
+async def sale_report(pool: asyncpg.Pool, redis: Redis, shards: ShardedStock,
                       sale_id: int) -> dict[str, Any]:
     sale = await pool.fetchrow(SALE, sale_id)
     if sale is None:
@@ -69,7 +68,6 @@ async def sale_report(pool: asyncpg.Pool, redis: Redis, keys: Keys,
         by_status = {r["status"]: r["n"] for r in await conn.fetch(BY_STATUS, sale_id)}
         returned = await conn.fetchval(UNITS_RETURNED, sale_id)
         sold_out_at = await conn.fetchval(SOLD_OUT_AT, sale_id, sale["stock"])
-    shards = ShardedStock(redis, keys)
     shard_keys = await shards.shard_keys(sale_id)
     meta_stock = await redis.hget(shard_keys[0].meta, "stock")
     to_sku = 0

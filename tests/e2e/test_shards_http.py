@@ -5,9 +5,7 @@ gives back exactly what was not sold."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections import Counter
 
 import aiohttp
@@ -18,6 +16,7 @@ from mall.keys import Keys, parse_sale_order_id
 from mall.settings import Settings
 from seckill.shards import ShardedStock, home_shard
 from tests.e2e.burst import Attempt, assert_persisted_exactly, fire
+from tests.e2e.test_campaigns_end import wait_for
 from tests.e2e.test_reconcile import run_cli
 from tests.stack import Stack, auth, request_json, window
 
@@ -30,13 +29,6 @@ SKU_STOCK = 1000
 
 async def remaining(redis: Redis, settings: Settings, sale_id: int) -> int:
     return int(await ShardedStock(redis, Keys(settings.namespace)).remaining(sale_id) or 0)
-
-
-async def wait_for(probe, expected: object, timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while (value := await probe()) != expected:
-        assert time.monotonic() < deadline, f"{value!r} != {expected!r}"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_sharded_sale_through_real_processes(own_database_settings: Settings,
