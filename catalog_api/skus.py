@@ -78,21 +78,24 @@ async def edit_sku(pool: asyncpg.Pool, sku_id: int, edit: SkuEdit, actor: str,
         row = current
         delta = new["stock"] - current["stock"]
         if changes:
-            # Units taken away leave Redis first (refused if orders in flight hold them); units
-            # added reach Redis after the commit. Either way Redis never offers more than
-            # PostgreSQL will accept.
-            if delta < 0:
-                await mirror.take(sku_id, -delta)
+            # Under the row lock: units taken away leave Redis first (refused if orders in
+            # flight hold them); units added are held in Redis and become sellable after the
+            # commit. Either way Redis never offers more than PostgreSQL will accept.
+            taken = delta < 0 and await mirror.take(sku_id, -delta)
+            if delta > 0:
+                await mirror.hold(sku_id, delta)
             try:
                 row = await conn.fetchrow(UPDATE_SKU, sku_id, *(new[f] for f in EDITABLE))
                 await conn.execute(TOUCH_PRODUCT, product_id)
                 await record(conn, actor, changes)
             except BaseException:
-                if delta < 0:
-                    await mirror.give(sku_id, -delta)
+                if taken:
+                    await mirror.untake(sku_id, -delta)
+                if delta > 0:
+                    await mirror.drop(sku_id, delta)
                 raise
-    if delta > 0:
-        await mirror.give(sku_id, delta)
+    if changes and delta > 0:
+        await mirror.apply(sku_id, delta)
     return {**sku_view(row), "product_id": product_id, "sold": row["sold"],
             "available": row["stock"] - row["sold"], "member_price": row["member_price"]}
 

@@ -21,7 +21,7 @@ class Reservation:
     order_id: str
     order_json: bytes
     ttl_s: int
-    lines: list[tuple[int, int, int]]  # (sku id, qty, units to start from)
+    lines: list[tuple[int, int]]  # (sku id, qty)
     coupons: list[tuple[int, int]] = field(default_factory=list)  # (user coupon id, returned)
     points: PointsSpend | None = None
     idem_key: str | None = None
@@ -33,7 +33,7 @@ class Reservation:
         idem = core.idempotency(self.user_id, self.idem_key or "-")
         spend = self.points if self.points is not None and self.points.wanted > 0 else None
         script_keys = [idem, core.order_view(self.order_id), core.outbox,
-                       *(keys.sku_stock(sku) for sku, _, _ in self.lines),
+                       *(keys.sku_stock(sku) for sku, _ in self.lines),
                        *(core.coupon_uses(cid) for cid, _ in self.coupons)]
         if spend is not None:
             script_keys.append(core.points_reserved(self.user_id))
@@ -41,7 +41,6 @@ class Reservation:
                            self.order_json, self.ttl_s, len(self.lines), len(self.coupons),
                            spend.wanted if spend else 0, spend.balance if spend else 0,
                            spend.redeemed if spend else 0]
-        for _, qty, start in self.lines:
-            args += [qty, start]
+        args += [qty for _, qty in self.lines]
         args += [returned for _, returned in self.coupons]
         return script_keys, args

@@ -30,10 +30,12 @@ from mall.errors import ApiError, invalid
 from mall.keys import RELAY_GROUP, Keys, make_checkout_order_id
 from mall.lua import Script
 from mall.ports import AddressBook
+from mall.stock_mirror import StockMirror
 
 MAX_LINES = 50
 MAX_COUPONS = 5
 MAX_POINTS = 10**9
+NO_STOCK_KEY = 5  # lua/reserve.lua: a line's SKU has no stock key yet
 
 
 class CheckoutLine(msgspec.Struct, forbid_unknown_fields=True):
@@ -78,6 +80,7 @@ class CheckoutService:
         self._addresses = addresses
         self._ttl = record_ttl_s
         self._reserve = Script(redis, "reserve")
+        self._mirror = StockMirror(redis, keys)
 
     async def prepare(self) -> None:
         """Make the checkout outbox known to the relay."""
@@ -100,7 +103,7 @@ class CheckoutService:
         from_cart = req.items is None
         lines = await self._lines(user_id, req)
         address = await self._address(user_id, req)
-        priced, available = await self._price(lines, await is_member(self._pool, user_id, role))
+        priced = await self._price(lines, await is_member(self._pool, user_id, role))
         subtotal = sum(p.unit_price * p.qty for p in priced)
         off = await deductions(self._pool, user_id, req.coupons, req.points, priced)
         goods = subtotal - off.discount
@@ -117,8 +120,8 @@ class CheckoutService:
             else seal_order_address(self._cipher, order_id, address),
             "accepted_at_ms": int(time.time() * 1000),
         }
-        accepted_id, replay = await self._reserve_all(user_id, req, priced, available, off,
-                                                      order, idem_key)
+        accepted_id, replay = await self._reserve_all(user_id, req, priced, off, order,
+                                                      idem_key)
         if from_cart and not replay:
             for p in priced:
                 await self._cart.remove(user_id, p.sku_id)
@@ -161,10 +164,9 @@ class CheckoutService:
             raise invalid("a shipping address is needed unless delivery is pickup")
         return found
 
-    async def _price(self, lines: dict[int, int], member: bool
-                     ) -> tuple[list[PricedLine], dict[int, int]]:
-        """The lines priced from the catalog (the caller's price: price lists, member prices),
-        and the units PostgreSQL says are available."""
+    async def _price(self, lines: dict[int, int], member: bool) -> list[PricedLine]:
+        """The lines priced from the catalog (the caller's price: price lists, member prices).
+        Whether their units are free is decided in Redis alone, by lua/reserve.lua."""
         skus = await sellable_skus(self._pool, list(lines), member=member)
         priced = []
         for sku_id in sorted(lines):
@@ -173,19 +175,17 @@ class CheckoutService:
                 raise ApiError(409, "not_available", f"SKU {sku_id} cannot be bought",
                                details={"sku_id": sku_id})
             priced.append(PricedLine(sku_id, sku.product_id, lines[sku_id], sku.price))
-        return priced, {s: max(info.available, 0) for s, info in skus.items()}
+        return priced
 
     async def _reserve_all(self, user_id: str, req: CheckoutRequest,
-                           priced: list[PricedLine], available: dict[int, int], off: Deductions,
-                           order: dict[str, Any], idem_key: str | None) -> tuple[str, bool]:
+                           priced: list[PricedLine], off: Deductions, order: dict[str, Any],
+                           idem_key: str | None) -> tuple[str, bool]:
         reservation = Reservation(
             user_id=user_id, order_id=order["order_id"], order_json=orjson.dumps(order),
-            ttl_s=self._ttl,
-            lines=[(p.sku_id, p.qty, available.get(p.sku_id, 0)) for p in priced],
+            ttl_s=self._ttl, lines=[(p.sku_id, p.qty) for p in priced],
             coupons=off.coupons, points=off.points, idem_key=idem_key,
             fingerprint=fingerprint(req) if idem_key else "")
-        code, *rest = await self._reserve(*reservation.call(self._keys))
-        code = int(code)
+        code, rest = await self._reserve_loaded(reservation, priced)
         if code in (0, 1):
             value = rest[0]
             return (value.decode() if isinstance(value, bytes) else str(value)), code == 1
@@ -204,3 +204,18 @@ class CheckoutService:
                            details={"coupon_id": coupon_id})
         raise ApiError(422, "idempotency_key_reused",
                        "this Idempotency-Key was used with a different request body")
+
+    async def _reserve_loaded(self, reservation: Reservation, priced: list[PricedLine]
+                              ) -> tuple[int, list[Any]]:
+        """Run lua/reserve.lua. A SKU whose stock key does not exist yet gets it from
+        PostgreSQL under its row lock (StockMirror.ensure), then the whole reservation runs
+        again, so each line's key is created at most once."""
+        for _ in range(len(priced) + 1):
+            code, *rest = await self._reserve(*reservation.call(self._keys))
+            if int(code) != NO_STOCK_KEY:
+                return int(code), rest
+            sku_id = priced[int(rest[0]) - 1].sku_id
+            if await self._mirror.ensure(self._pool, sku_id) is None:
+                raise ApiError(409, "not_available", f"SKU {sku_id} cannot be bought",
+                               details={"sku_id": sku_id})
+        raise RuntimeError("lua/reserve.lua kept finding a stock key missing")

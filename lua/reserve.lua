@@ -22,8 +22,7 @@
 -- ARGV[8] the user's points balance in PostgreSQL (members.points)
 -- ARGV[9] points the user ever redeemed according to PostgreSQL (members.redeemed), read in the
 --         same snapshot as ARGV[8]; what the counter holds beyond it is still in flight
--- ARGV[10..] per line, two values: quantity, then the units to start from if the SKU's stock
---            key does not exist yet (what PostgreSQL says is available)
+-- ARGV[10..] per line: its quantity
 -- then    per coupon: how many times a use of it was given back (user_coupons.returned_count);
 --         a use is free when the counter is at most that
 --
@@ -33,6 +32,8 @@
 --   {2, line number (1-based), units}  that line is short: only `units` are left; nothing held
 --   {3, points available}              not enough points; nothing held
 --   {4, coupon number (1-based)}       that coupon is already used by another order
+--   {5, line number (1-based)}         that line's SKU has no stock key yet: nothing held; the
+--                                      caller creates it (lua/stock_init.lua) and calls again
 --   {7, ""}                            idempotency key reused with another request body
 if ARGV[1] ~= '' then
   local seen = redis.call('GET', KEYS[1])
@@ -50,18 +51,17 @@ local coupons = tonumber(ARGV[6])
 local points = tonumber(ARGV[7])
 local line_arg = 10
 local coupon_key = 3 + lines
-local coupon_arg = line_arg + 2 * lines
+local coupon_arg = line_arg + lines
 
 for i = 1, lines do
-  local key = KEYS[3 + i]
-  local qty = tonumber(ARGV[line_arg + 2 * (i - 1)])
-  local left = redis.call('GET', key)
-  if not left then
-    left = ARGV[line_arg + 2 * (i - 1) + 1]
-    redis.call('SET', key, left)
+  if redis.call('EXISTS', KEYS[3 + i]) == 0 then
+    return {5, i}
   end
-  if tonumber(left) < qty then
-    return {2, i, tonumber(left)}
+end
+for i = 1, lines do
+  local left = tonumber(redis.call('GET', KEYS[3 + i]))
+  if left < tonumber(ARGV[line_arg + i - 1]) then
+    return {2, i, left}
   end
 end
 for i = 1, coupons do
@@ -85,7 +85,7 @@ if points > 0 then
 end
 
 for i = 1, lines do
-  redis.call('DECRBY', KEYS[3 + i], tonumber(ARGV[line_arg + 2 * (i - 1)]))
+  redis.call('DECRBY', KEYS[3 + i], tonumber(ARGV[line_arg + i - 1]))
 end
 for i = 1, coupons do
   redis.call('SET', KEYS[coupon_key + i], tonumber(ARGV[coupon_arg + i - 1]) + 1)

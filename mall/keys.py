@@ -97,6 +97,11 @@ class Keys:
         """Units of a SKU that regular checkout may still reserve."""
         return f"{self.namespace}:{{sku{sku_id}}}:stock"
 
+    def sku_held(self, sku_id: int) -> str:
+        """Units given back to a SKU in PostgreSQL whose way into `sku_stock` is not finished
+        (lua/stock_give.lua)."""
+        return f"{self.namespace}:{{sku{sku_id}}}:held"
+
     def order_view_of(self, order_id: str) -> str | None:
         """Where the queued view of an order lives, judged by its id; None for a foreign id."""
         sale = self.sale_of_order(order_id)

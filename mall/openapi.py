@@ -166,6 +166,8 @@ def _responses(method: str, doc: ApiDoc) -> dict[str, Any]:
     if method in WRITE_METHODS:
         errors[429] = RATE_LIMITED
     errors.update({status: f"error codes: {codes}" for status, codes in doc.errors.items()})
+    if doc.idempotent and "idempotency_in_progress" in errors.get(409, ""):
+        errors[409] += ", idempotency_outcome_unknown"  # mall/idempotency.py
     for status, text in sorted(errors.items()):
         responses[str(status)] = _error(text)
     return responses

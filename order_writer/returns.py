@@ -22,6 +22,7 @@ from mall.background import StoppableLoop, stop_task
 from mall.keys import Keys
 from mall.lua import Script
 from mall.resources import KEYS, PG, REDIS
+from mall.stock_mirror import StockMirror
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class StockReturnApplier(StoppableLoop):
         self._pool = pool
         self._release = Script(redis, "release")
         self._release_skus = Script(redis, "release_skus")
+        self._mirror = StockMirror(redis, keys)
         self._keys = keys
 
     async def apply_pending(self) -> int:
@@ -71,7 +73,14 @@ class StockReturnApplier(StoppableLoop):
             return bool(int(applied))
         keys = [self._keys.checkout.released(order_id),
                 *(self._keys.sku_stock(s) for s in row["sku_ids"])]
-        return bool(int(await self._release_skus(keys, [MARKER_TTL_S, *row["qtys"]])))
+        for _ in range(len(row["sku_ids"]) + 1):
+            done = int(await self._release_skus(keys, [MARKER_TTL_S, *row["qtys"]]))
+            if done >= 0:
+                return bool(done)
+            # That SKU has no stock key: create it (this return is left out of it, being
+            # unapplied), then give the units back.
+            await self._mirror.ensure(self._pool, row["sku_ids"][-done - 1])
+        raise RuntimeError(f"order {order_id}: a stock key kept missing")
 
     async def step(self) -> bool:
         return await self.apply_pending() == BATCH

@@ -255,28 +255,33 @@ class CampaignAdmin:
             row = await conn.fetchrow(SALE_FOR_UPDATE, sale_id)
             new = _new_terms(row, changes)
             sku_id, delta = row["sku_id"], new["stock"] - row["stock"]
-            await self._move_sku_stock(conn, sku_id, delta)
+            taken = await self._move_sku_stock(conn, sku_id, delta)
             try:
                 await conn.execute(UPDATE_TERMS, sale_id, new["price"], new["stock"],
                                    new["per_user_limit"], new["starts_at"], new["ends_at"],
                                    new["requires_token"])
                 await self._apply_terms(sale_id, sku_id, new, row["starts_at"], row["shards"])
             except BaseException:
-                if delta > 0:
-                    await self._mirror.give(sku_id, delta)
+                if taken:
+                    await self._mirror.untake(sku_id, delta)
+                if delta < 0:
+                    await self._mirror.drop(sku_id, -delta)
                 raise
         if delta < 0:
-            await self._mirror.give(sku_id, -delta)
+            await self._mirror.apply(sku_id, -delta)
         return await self.get(sale_id)
 
-    async def _move_sku_stock(self, conn: asyncpg.Connection, sku_id: int, delta: int) -> None:
-        """More units come out of the SKU by the rules of creation; fewer go back to it."""
+    async def _move_sku_stock(self, conn: asyncpg.Connection, sku_id: int, delta: int) -> bool:
+        """More units come out of the SKU by the rules of creation (True when Redis held them);
+        fewer go back to it, held in Redis until the commit (lua/stock_give.lua)."""
         if delta > 0:
             if await conn.fetchval(RESERVE_SKU_STOCK, sku_id, delta) is None:
                 raise await why_not_reserved(conn, sku_id)
-            await self._mirror.take(sku_id, delta)
-        elif delta < 0:
+            return await self._mirror.take(sku_id, delta)
+        if delta < 0:
             await conn.execute(GIVE_BACK_TO_SKU, sku_id, -delta)
+            await self._mirror.hold(sku_id, -delta)
+        return False
 
     async def _apply_terms(self, sale_id: int, sku_id: int, new: dict[str, Any],
                            old_starts_at: datetime, shards: int) -> None:
@@ -345,7 +350,8 @@ class CampaignAdmin:
                 return 0
             await conn.execute(SET_RETURNED, sale_id, to_sku)
             await conn.execute(GIVE_BACK_TO_SKU, row["sku_id"], delta)
-        await self._mirror.give(row["sku_id"], delta)
+            await self._mirror.hold(row["sku_id"], delta)
+        await self._mirror.apply(row["sku_id"], delta)
         log.info("flash sale %s gave %d unsold unit(s) back to SKU %s", sale_id, delta,
                  row["sku_id"])
         return delta

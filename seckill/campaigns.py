@@ -113,14 +113,15 @@ class Campaigns:
             reserved = await conn.fetchval(RESERVE_SKU_STOCK, sale.sku_id, sale.stock)
             if reserved is None:
                 raise await why_not_reserved(conn, sale.sku_id)
-            await self.sku_mirror.take(sale.sku_id, sale.stock)
+            taken = await self.sku_mirror.take(sale.sku_id, sale.stock)
             try:
                 sale_id = await conn.fetchval(
                     INSERT_SALE, sale.sku_id, sale.price, sale.stock, sale.per_user_limit,
                     sale.starts_at, sale.ends_at, created_by, sale.requires_token, sale.shards,
                 )
             except BaseException:
-                await self.sku_mirror.give(sale.sku_id, sale.stock)
+                if taken:
+                    await self.sku_mirror.untake(sale.sku_id, sale.stock)
                 raise
         try:
             await self.load_into_redis(sale_id, sale.sku_id, sale.price, sale.stock,
@@ -131,7 +132,8 @@ class Campaigns:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(DELETE_SALE, sale_id)
                 await conn.execute(RELEASE_SKU_STOCK, sale.sku_id, sale.stock)
-            await self.sku_mirror.give(sale.sku_id, sale.stock)
+                await self.sku_mirror.hold(sale.sku_id, sale.stock)
+            await self.sku_mirror.apply(sale.sku_id, sale.stock)
             raise ApiError(503, "unavailable", "the sale could not be created; try again") from None
         return int(sale_id)
 

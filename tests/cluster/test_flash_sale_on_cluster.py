@@ -60,7 +60,7 @@ def test_every_call_of_a_sale_stays_in_one_slot() -> None:
     assert len(slots([template.meta, template.issued, template.holders])) == 1
     # Regular checkout reserves SKUs of several slots in one script: on a cluster it needs a
     # reservation per slot with compensation, which this script alone cannot do.
-    reservation = Reservation("u", "co-1", b"{}", 60, [(1, 1, 5), (2, 1, 5)])
+    reservation = Reservation("u", "co-1", b"{}", 60, [(1, 1), (2, 1)])
     assert len(slots(reservation.call(keys)[0])) > 1
 
 
