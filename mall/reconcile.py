@@ -323,7 +323,7 @@ class Reconciler:
         report.queue_messages, report.dead_letters = await self.queue_depths()
         if report.drift:
             missing = await unpersisted_orders(self._redis, self._pool, self._keys,
-                                               in_flight.order_ids)
+                                               in_flight.order_ids, sale_id)
             report.unpersisted_orders = len(missing)
             report.unpersisted_examples = missing[:MAX_LISTED_ORDERS]
         if quiet_s > 0:

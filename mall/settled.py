@@ -23,7 +23,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from mall.keys import Keys
+from mall.keys import Keys, sale_of_order_id
 
 Mark = tuple[str, int]
 EMPTY_MARK: Mark = ("0-0", 0)  # a missing stream, or one created and never written to
@@ -65,9 +65,10 @@ async def watched_mark(pipe: Any, stream: str) -> Mark:
 
 
 async def unpersisted_orders(redis: Redis, pool: asyncpg.Pool, keys: Keys,
-                             in_outbox: set[str]) -> list[str]:
+                             in_outbox: set[str], sale_id: int | None = None) -> list[str]:
     """Ids of the orders Redis accepted (their queued view still lives) that are in no outbox
     and not in PostgreSQL: on the orders queue, held by a writer, retried or dead-lettered.
+    With `sale_id`, only that flash sale's orders (nothing else changes its state).
 
     `in_outbox` holds the orders found in the outboxes by a read made before this one: an order
     accepted after that read shows up here (erring on the side of not settled), and one relayed
@@ -75,7 +76,9 @@ async def unpersisted_orders(redis: Redis, pool: asyncpg.Pool, keys: Keys,
     candidates: list[str] = []
     async for raw in redis.scan_iter(match=keys.order_view_pattern, count=SCAN_COUNT):
         order_id = keys.order_of_view(raw.decode())
-        if order_id is not None and order_id not in in_outbox:
+        if order_id is None or order_id in in_outbox:
+            continue
+        if sale_id is None or sale_of_order_id(order_id) == sale_id:
             candidates.append(order_id)
     missing: list[str] = []
     for start in range(0, len(candidates), PG_PAGE):
