@@ -111,6 +111,17 @@ class Keys:
             return self.checkout.order_view(order_id)
         return None
 
+    @property
+    def order_view_pattern(self) -> str:
+        """SCAN pattern of every queued-order view of the namespace (it may match other keys:
+        keep only those `order_of_view` accepts)."""
+        return f"{self.namespace}:{{*}}:order:*"
+
+    def order_of_view(self, key: str) -> str | None:
+        """The order id of a queued-order view key; None for any other key."""
+        order_id = key.rpartition(":order:")[2]
+        return order_id if self.order_view_of(order_id) == key else None
+
     def idempotency_record(self, route: str, user_id: str, key: str) -> str:
         """Idempotency record of a non-hot-path POST (see mall/idempotency.py)."""
         return f"{self.namespace}:idem:{route}:{user_id}:{key}"

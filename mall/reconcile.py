@@ -11,9 +11,13 @@ the Redis side. A checkout SKU's stock key should hold `skus.stock - skus.sold -
 returns not yet applied` (a flash sale's units left `skus.stock` when it was created), and each
 sale's buyers hash the units of every order of the user that still holds them.
 
-A comparison is exact only on a settled system: nothing waiting on the orders queue and nothing
-moving in Redis or PostgreSQL for a moment. A check that finds the system busy says so instead
-of guessing, and a repair then refuses to run unless forced.
+A comparison is exact only on a settled system: nothing waiting on the orders queue, no order
+Redis accepted that is past its outbox and not yet in PostgreSQL (held by a writer, say: see
+mall/settled.py), and nothing moving in Redis or PostgreSQL for a moment. A check that finds
+the system busy says so instead of guessing, and a repair then refuses to run unless forced.
+A repair writes each sale or SKU under WATCH and only while its outbox still shows the mark the
+settled check saw; an order accepted or relayed since makes the repair start over from a new
+check, and give up when that keeps happening.
 """
 
 from __future__ import annotations
@@ -36,12 +40,22 @@ from coupons.keys import CouponKeys
 from coupons.state import ClaimState
 from mall.keys import RELAY_GROUP, Keys
 from mall.settings import Settings
+from mall.settled import (
+    EMPTY_MARK,
+    Mark,
+    RepairRaced,
+    outbox_marks,
+    unpersisted_orders,
+    watched_mark,
+)
 from mall.topology import Topology
 from seckill.shards import ShardedStock
 
 MAX_LISTED_BUYERS = 20
+MAX_LISTED_ORDERS = 10
 OUTBOX_PAGE = 1000
 REPAIR_ATTEMPTS = 20
+RACED_ATTEMPTS = 3  # checks and repairs in a row that an order arriving or leaving may cut short
 
 SALES = """
 SELECT id, sku_id, price, stock, sold, returned_to_sku, per_user_limit, closed_at, warmed_at,
@@ -135,6 +149,11 @@ class Report:
     not_settled_because: list[str] = field(default_factory=list)
     queue_messages: int = 0
     dead_letters: int = 0
+    # accepted orders in no outbox and not in PostgreSQL (counted when the comparison drifts)
+    unpersisted_orders: int = 0
+    unpersisted_examples: list[str] = field(default_factory=list)
+    # each outbox's (last generated id, length) when the check began; a repair compares
+    outbox_marks: dict[str, Mark] = field(default_factory=dict)
     sales: list[SaleCheck] = field(default_factory=list)
     skus: list[SkuCheck] = field(default_factory=list)
     coupons: list[CouponCheck] = field(default_factory=list)
@@ -147,6 +166,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["outbox_marks"]
         out["drift"] = self.drift
         for sale, check in zip(out["sales"], self.sales, strict=True):
             sale["drift_units"] = check.drift_units
@@ -158,6 +178,11 @@ class Report:
                + ("" if self.settled else f" ({'; '.join(self.not_settled_because)})")]
         if self.dead_letters:
             out.append(f"dead-lettered messages (orders never persisted): {self.dead_letters}")
+        if self.unpersisted_examples:
+            out.append("accepted, past the outbox, not persisted: "
+                       + ", ".join(self.unpersisted_examples)
+                       + (" ..." if self.unpersisted_orders > len(self.unpersisted_examples)
+                          else ""))
         for s in self.sales:
             verdict = "; ".join(s.problems) if s.problems else "ok"
             out.append(
@@ -190,6 +215,7 @@ class _InFlight:
     sale_buyers: dict[int, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     sku_units: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    order_ids: set[str] = field(default_factory=set)
 
 
 def to_ms(dt: datetime) -> int:
@@ -198,6 +224,21 @@ def to_ms(dt: datetime) -> int:
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _unsettled_reasons(report: Report, moved: bool) -> list[str]:
+    reasons = []
+    if report.queue_messages:
+        reasons.append(f"{report.queue_messages} message(s) on the orders queue not yet persisted")
+    if report.unpersisted_orders:
+        reasons.append(f"{report.unpersisted_orders} accepted order(s) past the outbox and not in "
+                       "PostgreSQL (on the orders queue, held unacknowledged by a writer, or "
+                       "dead-lettered)")
+    if report.dead_letters:
+        reasons.append(f"{report.dead_letters} dead-lettered message(s) need a person")
+    if moved:
+        reasons.append("orders or stock moved during the check")
+    return reasons
 
 
 def _compare_buyers(check: SaleCheck, buyers: dict[str, int],
@@ -223,20 +264,19 @@ class Reconciler:
         self._shards = ShardedStock(redis, self._keys)
         self._coupon_keys = CouponKeys(settings.namespace)
         self._topology = Topology.for_namespace(settings.namespace)
+        self._marks: dict[str, Mark] | None = None  # what a repair requires of each outbox
 
     # ---- settledness
 
-    async def fingerprint(self, sale_ids: list[int]) -> tuple[Any, ...]:
-        """What moves while orders travel: PostgreSQL counters, Redis stocks, stream lengths."""
+    async def fingerprint(self, sale_ids: list[int],
+                          ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Mark]]:
+        """What moves while orders travel: PostgreSQL counters, Redis stocks, and each outbox's
+        mark (it moves with every order accepted into it or relayed out of it)."""
         row = await self._pool.fetchrow(FINGERPRINT)
-        streams = await self._streams(sale_ids)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sale_id in sale_ids:
-                pipe.get(self._keys.sale(sale_id).stock)
-            for stream in streams:
-                pipe.xlen(stream)
-            replies = await pipe.execute()
-        return tuple(row), tuple(streams), tuple(replies)
+        stocks = (await self._redis.mget([self._keys.sale(s).stock for s in sale_ids])
+                  if sale_ids else [])
+        marks = await outbox_marks(self._redis, await self._streams(sale_ids))
+        return tuple(row), tuple(stocks), marks
 
     async def queue_depths(self) -> tuple[int, int]:
         """Messages ready on the orders queue and on the dead-letter queue (0 if undeclared)."""
@@ -266,30 +306,30 @@ class Reconciler:
 
     async def check(self, sale_id: int | None = None, quiet_s: float = 1.0,
                     with_skus: bool = True) -> Report:
-        """Compare Redis with PostgreSQL. Settled when the orders queue is empty and nothing
-        moved in PostgreSQL or Redis between the start and `quiet_s` after the comparison."""
+        """Compare Redis with PostgreSQL. Settled when the orders queue is empty, no accepted
+        order is past its outbox and not persisted (looked for when the comparison drifts:
+        otherwise there is nothing to repair), and nothing moved in PostgreSQL or Redis
+        between the start and `quiet_s` after the comparison."""
         sales = await self._pool.fetch(SALES, sale_id)
         sale_ids = [r["id"] for r in sales]
         before = await self.fingerprint(sale_ids)
-        report = Report()
-        in_flight = await self._in_flight(await self._streams(sale_ids))
+        report = Report(outbox_marks=before[2])
+        in_flight = await self._in_flight(sorted(report.outbox_marks))
         unapplied = await self._unapplied_returns()
         report.sales = await self._check_sales(sales, in_flight, unapplied)
         if with_skus and sale_id is None:
             report.skus = await self._check_skus(in_flight, unapplied)
             report.coupons, report.coupon_uses_wrong = await self._check_coupons()
         report.queue_messages, report.dead_letters = await self.queue_depths()
+        if report.drift:
+            missing = await unpersisted_orders(self._redis, self._pool, self._keys,
+                                               in_flight.order_ids, sale_id)
+            report.unpersisted_orders = len(missing)
+            report.unpersisted_examples = missing[:MAX_LISTED_ORDERS]
         if quiet_s > 0:
             await asyncio.sleep(quiet_s)
         after = await self.fingerprint(sale_ids)
-        if report.queue_messages:
-            report.not_settled_because.append(
-                f"{report.queue_messages} message(s) on the orders queue not yet persisted")
-        if report.dead_letters:
-            report.not_settled_because.append(
-                f"{report.dead_letters} dead-lettered message(s) need a person")
-        if before != after:
-            report.not_settled_because.append("orders or stock moved during the check")
+        report.not_settled_because = _unsettled_reasons(report, moved=before != after)
         report.settled = not report.not_settled_because
         return report
 
@@ -309,6 +349,7 @@ class Reconciler:
 
     @staticmethod
     def _count_order(order: dict[str, Any], found: _InFlight) -> None:
+        found.order_ids.add(str(order.get("order_id")))
         sale_id = order.get("sale_id")
         if sale_id is not None:
             qty = int(order.get("qty") or sum(i["qty"] for i in order.get("items") or []))
@@ -472,20 +513,39 @@ class Reconciler:
     async def repair(self, report: Report) -> list[str]:
         """Rebuild from PostgreSQL what the report found missing or wrong. Each write is
         checked against a fresh reading under WATCH, so an order admitted meanwhile is never
-        overwritten. Returns what was done."""
+        overwritten; after a settled check it also needs its outbox to show the mark the check
+        saw, or RepairRaced is raised (its `done`: what was repaired before). Returns what was
+        done."""
         done: list[str] = []
-        await self._ensure_checkout_outbox()
-        for sale in report.sales:
-            if sale.problems:
-                done.append(await self._repair_sale(sale.sale_id))
-        for sku in report.skus:
-            if sku.problems:
-                done.append(await self._repair_sku(sku.sku_id))
+        self._marks = report.outbox_marks if report.settled else None
+        try:
+            await self._ensure_checkout_outbox()
+            for sale in report.sales:
+                if sale.problems:
+                    done.append(await self._repair_sale(sale.sale_id))
+            for sku in report.skus:
+                if sku.problems:
+                    done.append(await self._repair_sku(sku.sku_id))
+        except RepairRaced as exc:
+            exc.done = done
+            raise
         if report.coupons:
             done += await self._repair_coupons()
         if report.coupon_uses_wrong:
             done.append(await self._repair_coupon_uses())
         return done
+
+    async def _watch(self, pipe: Any, *keys: str, outbox: str) -> None:
+        """WATCH the keys and the outbox. After a settled check, also require the outbox's mark
+        the check saw: an order accepted since may have been relayed on to a writer that holds
+        it, where neither this repair nor the WATCH would see it."""
+        await pipe.watch(*keys, outbox)
+        if self._marks is None:
+            return
+        seen, now = self._marks.get(outbox, EMPTY_MARK), await watched_mark(pipe, outbox)
+        if now != seen:
+            raise RepairRaced(f"orders were accepted into or relayed out of {outbox} after the "
+                              f"check (outbox at {seen[0]}/{seen[1]}, now {now[0]}/{now[1]})")
 
     async def _ensure_outbox(self, stream: str) -> None:
         await self._redis.sadd(self._keys.outbox_registry, stream)
@@ -507,7 +567,7 @@ class Reconciler:
         for _ in range(REPAIR_ATTEMPTS):
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(k.meta, k.stock, k.buyers, k.outbox)
+                    await self._watch(pipe, k.meta, k.stock, k.buyers, outbox=k.outbox)
                     row = await self._pool.fetchrow(SALES, sale_id)
                     if row is None:
                         return f"flash sale {sale_id}: not in PostgreSQL, left alone"
@@ -568,7 +628,7 @@ class Reconciler:
         for _ in range(REPAIR_ATTEMPTS):
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(key, outbox)
+                    await self._watch(pipe, key, outbox=outbox)
                     row = await self._pool.fetchrow("SELECT stock, sold FROM skus WHERE id = $1",
                                                     sku_id)
                     flying = (await self._in_flight([outbox])).sku_units[sku_id]
@@ -609,10 +669,11 @@ class Reconciler:
 
 @dataclass
 class Outcome:
-    report: Report
+    report: Report  # the check the (last) repair acted on
     repaired: list[str] = field(default_factory=list)
     refused: str | None = None
     after: Report | None = None
+    raced: list[str] = field(default_factory=list)  # why a repair started over
 
     @property
     def exit_code(self) -> int:
@@ -626,12 +687,13 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         return {"report": self.report.as_json(), "repaired": self.repaired,
-                "refused": self.refused,
+                "refused": self.refused, "raced": self.raced,
                 "after": self.after.as_json() if self.after else None,
                 "exit_code": self.exit_code}
 
     def lines(self) -> list[str]:
         out = self.report.lines()
+        out += [f"repair started over: {line}" for line in self.raced]
         if self.refused:
             out.append(f"repair refused: {self.refused}")
         if self.repaired:
@@ -649,18 +711,30 @@ NOT_SETTLED = 3
 async def reconcile(pool: asyncpg.Pool, redis: Redis, settings: Settings, *,
                     sale_id: int | None = None, repair: bool = False, force: bool = False,
                     quiet_s: float = 1.0) -> Outcome:
-    """Check, and with `repair` rebuild Redis from PostgreSQL, then check again."""
+    """Check, and with `repair` rebuild Redis from PostgreSQL, then check again. A repair that
+    an order arriving at or leaving an outbox cut short starts over from a new check."""
     reconciler = Reconciler(pool, redis, settings)
     outcome = Outcome(await reconciler.check(sale_id, quiet_s))
     if not repair:
         return outcome
-    if not outcome.report.settled and not force:
-        outcome.refused = ("the system is not settled (" +
-                           "; ".join(outcome.report.not_settled_because) +
-                           "): what is in flight cannot be counted exactly, so a repair could "
-                           "offer units PostgreSQL will refuse. Wait for the relay and the "
-                           "writer to drain, or pass --force")
+    for attempt in range(RACED_ATTEMPTS):
+        if attempt:
+            outcome.report = await reconciler.check(sale_id, quiet_s)
+        if not outcome.report.settled and not force:
+            outcome.refused = ("the system is not settled (" +
+                               "; ".join(outcome.report.not_settled_because) +
+                               "): what is in flight cannot be counted exactly, so a repair "
+                               "could offer units PostgreSQL will refuse. Wait for the relay "
+                               "and the writer to drain, or pass --force")
+            return outcome
+        try:
+            outcome.repaired += await reconciler.repair(outcome.report)
+        except RepairRaced as exc:
+            outcome.repaired += exc.done
+            outcome.raced.append(str(exc))
+            continue
+        outcome.after = await reconciler.check(sale_id, quiet_s)
         return outcome
-    outcome.repaired = await reconciler.repair(outcome.report)
-    outcome.after = await reconciler.check(sale_id, quiet_s)
+    outcome.refused = (f"orders kept arriving or leaving while repairing ({RACED_ATTEMPTS} "
+                       "tries): run it again when the system is quiet")
     return outcome

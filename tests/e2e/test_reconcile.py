@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 
+import aio_pika
 import aiohttp
 import asyncpg
 import orjson
@@ -16,11 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from mall.app import create_app
-from mall.keys import Keys
+from mall.keys import Keys, SaleKeys
 from mall.settings import Settings
+from mall.topology import Topology
 from seckill.drift import drift_ctx
 from tests.conftest import running_writer
 from tests.e2e.burst import Attempt, fire
+from tests.e2e.test_campaigns_end import wait_for
+from tests.pg_locks import holding, wait_lock_waiter
 from tests.stack import ROOT, Stack, auth, request_json, window
 
 STOCK = 60
@@ -209,3 +213,78 @@ async def test_drift_metric_on_metrics(own_database_settings: Settings, redis: R
             await wait_metric(3.0)
         finally:
             await client.close()
+
+
+async def ready_on_queue(settings: Settings) -> int:
+    """Messages ready on the orders queue (a passive declare counts no unacknowledged ones)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(Topology.for_namespace(settings.namespace)
+                                            .orders_queue, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def buyers_and_stock(redis: Redis, k: SaleKeys) -> tuple[dict[bytes, bytes], bytes | None]:
+    return await redis.hgetall(k.buyers), await redis.get(k.stock)
+
+
+async def repair_when_settled(settings: Settings, timeout_s: float = 60) -> tuple[int, dict]:  # type: ignore[type-arg]
+    """`mall reconcile --repair` until it runs (exit 3: not settled), as the fault runs do."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code, result = await run_cli(settings, "--repair")
+        if code != 3 or time.monotonic() > deadline:
+            return code, result
+        await asyncio.sleep(0.5)
+
+
+async def test_repair_refuses_while_a_stalled_writer_holds_a_sold_out_sale(
+        own_database_settings: Settings, redis: Redis) -> None:
+    """The writer holds every accepted order of a sold-out sale unacknowledged, stuck behind a
+    row lock: nothing is ready on the queue and nothing moves, yet the repair must refuse, or
+    it would give the units back and drop the buyers (they could buy again)."""
+    settings = own_database_settings
+    pg = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    stack = Stack.create(settings, "reconcile-stalled")
+    try:
+        await stack.start()
+        sale_id, _ = await create_sale(stack.url, settings, stock=5, limit=1)
+        k = Keys(settings.namespace).sale(sale_id)
+        await wait_for(lambda: pg.fetchval(
+            "SELECT warmed_at IS NOT NULL FROM flash_sales WHERE id = $1", sale_id), True)
+        async with holding(settings.database_url,
+                           "SELECT 1 FROM flash_sales WHERE id = $1 FOR UPDATE", sale_id):
+            burst = await fire(stack.url, settings, sale_id,
+                               [Attempt(f"s{u}", None) for u in range(8)], concurrency=8)
+            assert len(burst.accepted()) == 5, burst.final_statuses()
+            await wait_lock_waiter(pg, "INSERT INTO orders")  # the writer, behind the lock
+            await wait_for(lambda: redis.xlen(k.outbox), 0)
+            await wait_for(lambda: ready_on_queue(settings), 0)  # all in the writer's hands
+            assert await pg.fetchval("SELECT count(*) FROM orders WHERE sale_id = $1",
+                                     sale_id) == 0
+            held = await buyers_and_stock(redis, k)
+            assert held[1] == b"0" and len(held[0]) == 5, held
+
+            code, result = await run_cli(settings)  # the report: not settled, not a guess
+            assert code == 3 and result["report"]["unpersisted_orders"] == 5, result
+            for scope in ([], ["--flash-sale", str(sale_id)]):
+                code, result = await run_cli(settings, "--repair", *scope)
+                assert code == 3, result
+                assert result["repaired"] == [] and result["after"] is None, result
+                assert "held unacknowledged by a writer" in result["refused"], result
+                assert result["report"]["unpersisted_orders"] == 5, result["report"]
+                assert await buyers_and_stock(redis, k) == held, "a refused repair wrote"
+            again = await fire(stack.url, settings, sale_id, [Attempt("s0", None)],
+                               concurrency=1)
+            assert again.final_statuses() == Counter({409: 1}), again.final_statuses()
+
+        assert len(await persisted(pg, sale_id, 5)) == 5
+        code, result = await repair_when_settled(settings)
+        assert code == 0, result
+        assert result["repaired"] == [] and result["report"]["settled"], result
+        assert await buyers_and_stock(redis, k) == held, "a repair of a consistent sale wrote"
+        assert await pg.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale_id) == 5
+    finally:
+        stack.stop()
+        await pg.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aio_pika
 import asyncpg
@@ -15,13 +15,17 @@ import pytest
 from redis.asyncio import Redis
 
 from mall.keys import Keys, make_order_id
-from mall.reconcile import NOT_SETTLED, reconcile
+from mall.reconcile import NOT_SETTLED, Reconciler, reconcile
 from mall.resources import make_redis
 from mall.settings import Settings
 from mall.stock_mirror import StockMirror
 from mall.topology import Topology
 from seckill.campaign_admin import CampaignAdmin
+from seckill.relay import OutboxRelay
 from tests.integration.factories import insert_sale
+from tests.integration.test_admit_lua import Sale
+from tests.integration.test_relay import run_relay_until
+from tests.pg_locks import holding, wait_lock_waiter
 from tests.stack import ROOT
 
 QUIET_S = 0.3
@@ -130,3 +134,71 @@ async def test_orders_on_the_queue_make_the_system_not_settled(own) -> None:  # 
     assert result["repaired"] and result["refused"] is None
     assert await redis.get(keys.sale(sale_id).stock) == b"10"
     assert result["after"]["settled"] is False
+
+
+async def drifted_sale(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> Sale:
+    """A live sale of 5 units whose Redis stock offers 2 too many: a repair has work to do."""
+    keys = Keys(settings.namespace)
+    sale_id, _ = await insert_sale(pool, stock=5)
+    await CampaignAdmin(pool, redis, keys, StockMirror(redis, keys)).warm_up(sale_id)
+    await redis.incrby(keys.sale(sale_id).stock, 2)
+    return Sale(redis, keys, sale_id)
+
+
+async def buy_and_relay(redis: Redis, settings: Settings, sale: Sale) -> None:
+    """A purchase through admit.lua that the real relay then moves to RabbitMQ: past the
+    outbox, where no writer takes it (a writer holding it looks the same to Redis)."""
+    code, _, remaining = await sale.admit("late")
+    assert (code, remaining) == (0, 6)
+
+    async def relayed() -> bool:
+        return await redis.xlen(sale.k.outbox) == 0
+
+    await run_relay_until(OutboxRelay(redis, sale.keys, settings), relayed)
+
+
+async def repair_outcome(repair: Awaitable[list[str]]) -> RuntimeError | None:
+    try:
+        await repair
+    except RuntimeError as exc:
+        return exc
+    return None
+
+
+async def assert_purchase_kept(redis: Redis, sale: Sale, raced: RuntimeError | None) -> None:
+    assert await redis.hget(sale.k.buyers, "late") == b"1", \
+        "the repair rebuilt the sale over a purchase it had not counted"
+    assert await redis.get(sale.k.stock) == b"6", "the repair gave the purchased unit back"
+    assert raced is not None and "after the check" in str(raced), raced
+
+
+async def test_a_purchase_between_the_check_and_the_repair_stops_it(own) -> None:  # type: ignore[no-untyped-def]
+    settings, pool, redis = own
+    sale = await drifted_sale(settings, pool, redis)
+    reconciler = Reconciler(pool, redis, settings)
+    report = await reconciler.check(quiet_s=QUIET_S)
+    assert report.settled and report.drift, report.lines()
+
+    await buy_and_relay(redis, settings, sale)
+    await assert_purchase_kept(redis, sale, await repair_outcome(reconciler.repair(report)))
+
+    # started over, the command sees the order past the outbox and refuses
+    outcome = await reconcile(pool, redis, settings, repair=True, quiet_s=QUIET_S)
+    assert outcome.exit_code == NOT_SETTLED and outcome.refused, outcome.lines()
+    assert outcome.report.unpersisted_orders == 1, outcome.lines()
+    assert await redis.get(sale.k.stock) == b"6"
+
+
+async def test_a_purchase_inside_the_repairs_watch_stops_it(own) -> None:  # type: ignore[no-untyped-def]
+    settings, pool, redis = own
+    sale = await drifted_sale(settings, pool, redis)
+    reconciler = Reconciler(pool, redis, settings)
+    report = await reconciler.check(quiet_s=QUIET_S)
+    assert report.settled and report.drift, report.lines()
+
+    # the repair reads the sale's holders under WATCH: hold it there while a purchase lands
+    async with holding(settings.database_url, "LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE"):
+        repair = asyncio.create_task(repair_outcome(reconciler.repair(report)))
+        await wait_lock_waiter(pool, "order_items")
+        await buy_and_relay(redis, settings, sale)
+    await assert_purchase_kept(redis, sale, await repair)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import time
 
 import jwt
@@ -95,6 +97,22 @@ def test_order_ids_carry_their_shard() -> None:
                 f"fs42.1000-{hex32}", f"fs.1-{hex32}", f"fs42.1.2-{hex32}"]:
         assert parse_sale_order_id(bad) is None, bad
         assert Keys("shop").order_view_of(bad) is None
+
+
+def test_queued_order_views_are_found_by_their_key_alone() -> None:
+    keys, hex32 = Keys("shop"), "ab" * 16
+    views = [keys.sale(9).order_view(make_order_id(9, hex32)),
+             keys.sale(9, 2).order_view(make_order_id(9, hex32, 2)),
+             keys.checkout.order_view(f"co-{hex32}")]
+    pattern = re.compile(fnmatch.translate(keys.order_view_pattern))
+    for view in views:
+        assert pattern.match(view), view
+        order_id = keys.order_of_view(view)
+        assert order_id is not None and keys.order_view_of(order_id) == view
+    # an Idempotency-Key that looks like a view, another namespace, a view in the wrong slot
+    for other in [f"shop:{{fs9}}:idem:u1:x:order:fs9-{hex32}", f"shop2:{{fs9}}:order:fs9-{hex32}",
+                  f"shop:x:{{fs9}}:order:fs9-{hex32}", f"shop:{{fs8}}:order:fs9-{hex32}"]:
+        assert keys.order_of_view(other) is None, other
 
 
 def test_keys_are_namespaced() -> None:
