@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from mall.keys import Keys, make_checkout_order_id
+from mall.reconcile import reconcile
 from mall.settings import Settings
 from mall.stock_mirror import StockMirror
 from order_writer.returns import StockReturnApplier
@@ -153,3 +154,25 @@ async def test_a_take_without_key_changes_postgresql_alone_and_the_key_follows(
     assert await mirror.ensure(own_pg, sku) == 0  # waited for the commit, read after it
     await task
     assert await stock_of(redis, keys, sku) == 0
+
+
+async def test_a_give_cut_short_is_drift_and_the_repair_finishes_it_once(
+    own_database_settings: Settings, own_pg: asyncpg.Pool, redis: Redis
+) -> None:
+    settings = own_database_settings
+    keys = Keys(settings.namespace)
+    mirror = StockMirror(redis, keys)
+    sku = await new_sku(own_pg, stock=4)
+    assert await mirror.ensure(own_pg, sku) == 4
+    # a staff raise of 3 committed, then its process died before the units reached Redis
+    await own_pg.execute("UPDATE skus SET stock = stock + 3 WHERE id = $1", sku)
+    await mirror.hold(sku, 3)
+    found = await reconcile(own_pg, redis, settings, quiet_s=0.3)
+    assert found.exit_code == 1, found.lines()
+    (check,) = [k for k in found.report.skus if k.sku_id == sku]
+    assert check.problems == ["stock off by -3 (3 unit(s) held by a give not finished)"]
+    repaired = await reconcile(own_pg, redis, settings, repair=True, quiet_s=0.3)
+    assert repaired.exit_code == 0, repaired.lines()
+    assert await stock_of(redis, keys, sku) == 7
+    await mirror.apply(sku, 3)  # the give's own step arriving late adds nothing
+    assert await stock_of(redis, keys, sku) == 7
